@@ -1,0 +1,54 @@
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import { errorHandler } from './error-handler.ts';
+import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
+import { healthRoutes } from './routes/health.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { modelRoutes } from './routes/models.ts';
+import { predictRoutes } from './routes/predict.ts';
+import { ErrorSchema } from './schemas/common.ts';
+import { JobSchema } from './schemas/jobs.ts';
+import { ModelMetadataRef } from './schemas/models.ts';
+import type { ApiServices } from './services.ts';
+
+/** Builds the HTTP app without listening, so tests drive it with `inject`. */
+export async function buildApp(services: ApiServices, opts: FastifyServerOptions = {}) {
+  const app = Fastify({
+    bodyLimit: services.config.BODY_LIMIT_BYTES,
+    // Unknown fields are an error, not silently dropped: a typo like `epoch` must not train with defaults.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    ...opts,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('services', services);
+  app.setErrorHandler(errorHandler);
+  app.addSchema(ErrorSchema);
+  app.addSchema(JobSchema);
+  app.addSchema(ModelMetadataRef);
+
+  await app.register(swagger, {
+    openapi: openapiDocument,
+    transform: ({ schema, url }) => (url === '/v1/predict' ? { schema: { ...schema, body: predictRequestBodyDoc }, url } : { schema, url }),
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(multipart, {
+    limits: {
+      fileSize: services.config.BODY_LIMIT_BYTES,
+      files: services.config.MAX_IMAGES_PER_REQUEST,
+      parts: services.config.MAX_IMAGES_PER_REQUEST + 16,
+      fields: 16,
+    },
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(healthRoutes);
+  await app.register(jobRoutes);
+  await app.register(modelRoutes);
+  await app.register(predictRoutes);
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,18 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * One error handler: 4xx messages pass through (they tell the client what to fix), so do 503s the
+ * service raises on purpose; any other 5xx becomes a generic message and a log line.
+ */
+export function errorHandler(err: FastifyError & { expose?: boolean }, req: FastifyRequest, reply: FastifyReply) {
+  let statusCode = err.validation ? 400 : (err.statusCode ?? 500);
+  if (statusCode < 400 || statusCode > 599) statusCode = 500;
+  const tellClient = statusCode < 500 || (statusCode === 503 && err.expose === true);
+  if (statusCode >= 500) req.log.error({ err }, 'request failed');
+  return reply.status(statusCode).send({
+    statusCode,
+    error: STATUS_CODES[statusCode] ?? 'Error',
+    message: tellClient ? err.message : 'internal server error',
+  });
+}

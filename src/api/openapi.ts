@@ -1,0 +1,34 @@
+/** The parts of the OpenAPI document that no route schema carries. */
+export const openapiDocument = {
+  openapi: '3.0.3',
+  info: {
+    title: 'mnist-service',
+    version: '0.1.0',
+    description:
+      'Train, fine-tune and serve convolutional networks for handwritten digits (MNIST, 28×28). ' +
+      'Jobs are queued (BullMQ on Redis) and run by worker processes; every successful job writes a numbered model version ' +
+      'in TensorFlow.js layers format, which /v1/predict serves and a browser can load with tf.loadLayersModel.',
+  },
+  tags: [
+    { name: 'jobs', description: 'training jobs' },
+    { name: 'models', description: 'model versions' },
+    { name: 'predict', description: 'classify digit images' },
+    { name: 'health', description: 'liveness and readiness' },
+  ],
+};
+
+/**
+ * /v1/predict reads its body itself (PNG bytes or multipart files), so Fastify validates nothing there;
+ * this is what the docs show for it.
+ */
+export const predictRequestBodyDoc = {
+  content: {
+    'image/png': { schema: { type: 'string', format: 'binary', description: 'one PNG image' } },
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        properties: { images: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one or more PNG files (any field names); predictions come back in the same order' } },
+      },
+    },
+  },
+};

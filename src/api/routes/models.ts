@@ -1,0 +1,54 @@
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { MODEL_JSON } from '../../store/model-files.ts';
+import { errorResponses, VersionParams } from '../schemas/common.ts';
+import { ModelFileParams, ModelListSchema } from '../schemas/models.ts';
+
+export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/v1/models', {
+    schema: { tags: ['models'], summary: 'Model versions, newest first, with test accuracy and which one is served', response: { 200: ModelListSchema } },
+  }, async () => {
+    const { modelStore, registry } = app.services;
+    const versions = await modelStore.listVersions();
+    const servedVersion = registry.servedVersion ?? versions[0] ?? null;
+    const metas = await Promise.all(versions.map((v) => modelStore.readMetadata(v)));
+    return {
+      servedVersion,
+      items: metas.map((m) => ({
+        version: m.version,
+        createdAt: m.createdAt,
+        architecture: m.architecture,
+        jobId: m.jobId,
+        testAccuracy: m.metrics.testAccuracy,
+        served: m.version === servedVersion,
+      })),
+    };
+  });
+
+  app.get('/v1/models/:version', {
+    schema: { tags: ['models'], summary: "A version's metadata: params, dataset, history, metrics, lineage", params: VersionParams, response: { 200: Type.Ref('ModelMetadata'), ...errorResponses(400, 404) } },
+  }, async (req) => app.services.modelStore.readMetadata(req.params.version));
+
+  app.get('/v1/models/:version/:file', {
+    schema: {
+      tags: ['models'],
+      summary: 'The TensorFlow.js files of a version',
+      description: "`model.json` and the weight files it names, so `tf.loadLayersModel('<base>/v1/models/3/model.json')` loads the model in a browser (CORS allowed).",
+      params: ModelFileParams,
+      response: { 200: { description: 'the file', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorResponses(400, 404) },
+    },
+  }, async (req, reply) => {
+    const { version, file } = req.params;
+    const { modelStore } = app.services;
+    const allowed = await modelStore.servableFiles(version);
+    if (!allowed.has(file)) throw Object.assign(new Error(`version ${version} has no file ${file}`), { statusCode: 404 });
+    // Versions are immutable, so clients and proxies may cache them for good.
+    return reply
+      .header('access-control-allow-origin', '*')
+      .header('cache-control', 'public, max-age=31536000, immutable')
+      .type(file === MODEL_JSON ? 'application/json' : 'application/octet-stream')
+      .send(createReadStream(join(modelStore.versionDir(version), file)) as unknown as string); // a stream; the schema documents bytes
+  });
+};

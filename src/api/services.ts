@@ -1,0 +1,20 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import type { JobService } from '../queue/job-service.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
+import type { ModelStore } from '../store/model-store.ts';
+
+/** What the routes need from the rest of the service; built by api.ts, or by a test. */
+export interface ApiServices {
+  config: Config;
+  jobs: JobService;
+  modelStore: ModelStore;
+  registry: ModelRegistry;
+  redis: Redis;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: ApiServices;
+  }
+}

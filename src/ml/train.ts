@@ -1,0 +1,95 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { gatherBatch, type Examples } from './batch.ts';
+import { evaluate } from './evaluate.ts';
+import { mulberry32, range, shuffleInPlace } from './random.ts';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  /** Fraction of the examples held out (after one seeded shuffle) to report validation metrics. */
+  validationSplit: number;
+  seed: number;
+}
+
+export interface BatchProgress {
+  epoch: number; // 1-based
+  epochs: number;
+  batch: number; // 1-based, within the epoch
+  batches: number;
+  /** Running means over the epoch so far. */
+  loss: number;
+  accuracy: number;
+}
+
+export interface EpochStats {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+}
+
+export interface TrainCallbacks {
+  onBatchEnd?: (progress: BatchProgress) => void;
+  onEpochEnd?: (stats: EpochStats) => void;
+  /** Polled after every batch; returning true stops training by throwing TrainingCancelledError. */
+  shouldStop?: () => boolean;
+}
+
+export class TrainingCancelledError extends Error {
+  constructor() {
+    super('training cancelled');
+  }
+}
+
+export function splitIndices(count: number, validationSplit: number, seed: number): { train: Uint32Array; validation: Uint32Array } {
+  const all = shuffleInPlace(range(count), mulberry32(seed));
+  const valCount = Math.floor(count * validationSplit);
+  return { train: all.subarray(valCount), validation: all.subarray(0, valCount) };
+}
+
+/**
+ * Mini-batch training of a compiled model. Knows nothing of queues or HTTP: progress leaves through
+ * callbacks, cancellation comes in through `shouldStop`.
+ */
+export async function train(model: LayersModel, data: Examples, opts: TrainOptions, callbacks: TrainCallbacks = {}): Promise<EpochStats[]> {
+  const { train: trainIdx, validation } = splitIndices(data.count, opts.validationSplit, opts.seed);
+  const random = mulberry32(opts.seed ^ 0x9e3779b9);
+  const batches = Math.ceil(trainIdx.length / opts.batchSize);
+  const history: EpochStats[] = [];
+  const order = new Uint32Array(trainIdx);
+
+  for (let epoch = 1; epoch <= opts.epochs; epoch++) {
+    shuffleInPlace(order, random);
+    let lossSum = 0;
+    let accSum = 0;
+    let seen = 0;
+    for (let b = 0; b < batches; b++) {
+      const idx = order.subarray(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, order.length));
+      const { xs, ys } = gatherBatch(data, idx);
+      let result: number | number[];
+      try {
+        result = await model.trainOnBatch(xs, ys);
+      } finally {
+        xs.dispose();
+        ys.dispose();
+      }
+      const [loss, accuracy] = result as number[];
+      lossSum += loss * idx.length;
+      accSum += accuracy * idx.length;
+      seen += idx.length;
+      callbacks.onBatchEnd?.({ epoch, epochs: opts.epochs, batch: b + 1, batches, loss: lossSum / seen, accuracy: accSum / seen });
+      if (callbacks.shouldStop?.()) throw new TrainingCancelledError();
+    }
+    const stats: EpochStats = { epoch, loss: lossSum / seen, accuracy: accSum / seen };
+    if (validation.length > 0) {
+      const val = evaluate(model, data, validation);
+      stats.valLoss = val.loss;
+      stats.valAccuracy = val.accuracy;
+    }
+    history.push(stats);
+    callbacks.onEpochEnd?.(stats);
+  }
+  return history;
+}

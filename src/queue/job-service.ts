@@ -1,0 +1,79 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { TrainJobData, TrainParams } from './job-schemas.ts';
+import { toJobView, type JobView } from './job-view.ts';
+import type { RedisKeys } from './names.ts';
+
+export class JobNotFoundError extends Error {
+  readonly statusCode = 404;
+  constructor(id: string) {
+    super(`job ${id} does not exist`);
+  }
+}
+
+export class JobConflictError extends Error {
+  readonly statusCode = 409;
+}
+
+const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+
+/**
+ * What the API does with jobs: enqueue, read, list and cancel. It never trains; the state a client
+ * sees is BullMQ's, plus the cancellation marker that BullMQ has no notion of for queued jobs.
+ */
+export class JobService {
+  constructor(
+    private readonly queue: Queue,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async enqueueTrain(params: TrainParams): Promise<JobView> {
+    const data: TrainJobData = { ...params, seed: params.seed ?? randomInt(0, 2 ** 31 - 1) };
+    const id = randomUUID();
+    const job = await this.queue.add('train', data, { jobId: id });
+    await this.redis.zadd(this.keys.jobIndex, job.timestamp, id);
+    return toJobView(job, 'waiting', false);
+  }
+
+  async get(id: string): Promise<JobView | undefined> {
+    const job = await this.queue.getJob(id);
+    if (!job) return undefined;
+    const [state, cancelled] = await Promise.all([job.getState(), this.redis.sismember(this.keys.cancelled, id)]);
+    return toJobView(job, state, cancelled === 1);
+  }
+
+  async list(offset: number, limit: number): Promise<{ items: JobView[]; total: number }> {
+    const [ids, total] = await Promise.all([
+      this.redis.zrevrange(this.keys.jobIndex, offset, offset + limit - 1),
+      this.redis.zcard(this.keys.jobIndex),
+    ]);
+    const views = await Promise.all(ids.map((id) => this.get(id)));
+    const gone = ids.filter((_, i) => !views[i]);
+    if (gone.length > 0) await this.redis.zrem(this.keys.jobIndex, ...gone); // removed by BullMQ retention
+    return { items: views.filter((v): v is JobView => v !== undefined), total: total - gone.length };
+  }
+
+  /**
+   * Marks the job cancelled and tells every worker; the one running it stops within one batch.
+   * Waits briefly for a running job to stop so the caller usually gets the final state.
+   */
+  async cancel(id: string, waitMs = 5000): Promise<JobView> {
+    const before = await this.get(id);
+    if (!before) throw new JobNotFoundError(id);
+    if (FINISHED.has(before.state)) throw new JobConflictError(`job ${id} has already ${before.state === 'cancelled' ? 'been cancelled' : before.state}`);
+    await this.redis.sadd(this.keys.cancelled, id);
+    await this.redis.publish(this.keys.cancelChannel, id);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const view = (await this.get(id))!;
+      if (view.state !== 'running' || Date.now() >= deadline) return view;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async isCancelled(id: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.cancelled, id)) === 1;
+  }
+}

@@ -1,0 +1,19 @@
+/** Queue, job and channel names: one place, shared by the API (producer) and the workers (consumers). */
+export const TRAINING_QUEUE = 'training';
+
+export const JOB_TYPES = ['train'] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+export function redisKeys(prefix: string) {
+  return {
+    /** Sorted set of every job id scored by creation time, for newest-first listing across states. */
+    jobIndex: `${prefix}:jobs:index`,
+    /** Set of job ids whose cancellation was requested. */
+    cancelled: `${prefix}:jobs:cancelled`,
+    /** Pub/sub: job ids to cancel; every worker listens, the one running the job stops it. */
+    cancelChannel: `${prefix}:jobs:cancel`,
+    /** Pub/sub: `{"version": N}` when a model version has been written. */
+    modelEvents: `${prefix}:models:events`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;

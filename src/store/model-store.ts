@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ModelMetadata } from './metadata.ts';
+import { METADATA_JSON, MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from './model-files.ts';
+
+export class VersionNotFoundError extends Error {
+  readonly statusCode = 404;
+  constructor(version: number) {
+    super(`model version ${version} does not exist`);
+  }
+}
+
+const VERSION_DIR = /^[1-9]\d*$/;
+const TEMP_PREFIX = '.tmp-';
+
+async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Numbered model versions on a volume: `<root>/<version>/{model.json, weights, metadata.json}`.
+ * A version is written whole into a temporary directory and renamed into place, so readers see a
+ * version completely or not at all; rename refuses an existing non-empty directory, which is what
+ * keeps two writers (even on two machines sharing the volume) from claiming the same number.
+ */
+export class ModelStore {
+  constructor(readonly root: string) {}
+
+  async listVersions(): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return names.filter((n) => VERSION_DIR.test(n)).map(Number).sort((a, b) => b - a);
+  }
+
+  async latestVersion(): Promise<number | undefined> {
+    return (await this.listVersions())[0];
+  }
+
+  versionDir(version: number): string {
+    return join(this.root, String(version));
+  }
+
+  async exists(version: number): Promise<boolean> {
+    return stat(join(this.versionDir(version), METADATA_JSON)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async readMetadata(version: number): Promise<ModelMetadata> {
+    try {
+      return JSON.parse(await readFile(join(this.versionDir(version), METADATA_JSON), 'utf8')) as ModelMetadata;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VersionNotFoundError(version);
+      throw err;
+    }
+  }
+
+  async readModelFiles(version: number): Promise<ModelFiles> {
+    const dir = this.versionDir(version);
+    try {
+      const modelJson = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8')) as ModelFiles['modelJson'];
+      const weights = await readFile(join(dir, WEIGHTS_FILE));
+      return { modelJson, weights };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VersionNotFoundError(version);
+      throw err;
+    }
+  }
+
+  /** Files a client may fetch from a version: model.json and the weight files its manifest names. */
+  async servableFiles(version: number): Promise<Set<string>> {
+    const { modelJson } = await this.readModelFiles(version);
+    return new Set([MODEL_JSON, ...modelJson.weightsManifest.flatMap((g) => g.paths)]);
+  }
+
+  /** Writes a new version atomically and returns its number. */
+  async writeVersion(files: ModelFiles, metadata: Omit<ModelMetadata, 'version'>): Promise<number> {
+    await mkdir(this.root, { recursive: true });
+    const tmp = join(this.root, `${TEMP_PREFIX}${randomUUID()}`);
+    await mkdir(tmp);
+    try {
+      await writeFileSynced(join(tmp, MODEL_JSON), JSON.stringify(files.modelJson));
+      await writeFileSynced(join(tmp, WEIGHTS_FILE), files.weights);
+      let version = ((await this.latestVersion()) ?? 0) + 1;
+      for (;;) {
+        await writeFileSynced(join(tmp, METADATA_JSON), JSON.stringify({ version, ...metadata }, null, 2));
+        try {
+          await rename(tmp, this.versionDir(version));
+          return version;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+          version = Math.max(version + 1, ((await this.latestVersion()) ?? 0) + 1); // another writer won it
+        }
+      }
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Removes temporary directories left by writers that crashed before their rename. */
+  async removeStaleTemp(olderThanMs: number): Promise<string[]> {
+    const removed: string[] = [];
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX))) {
+      const path = join(this.root, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > olderThanMs) {
+        await rm(path, { recursive: true, force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
+  }
+}

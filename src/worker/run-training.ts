@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { loadMnist } from '../data/mnist.ts';
+import { createModel } from '../ml/architectures.ts';
+import { evaluate } from '../ml/evaluate.ts';
+import { train, type TrainCallbacks } from '../ml/train.ts';
+import type { TrainJobData } from '../queue/job-schemas.ts';
+import type { EpochStatsRecord, ModelMetadata, ModelMetrics } from '../store/metadata.ts';
+import { artifactsToFiles, type ModelFiles } from '../store/model-files.ts';
+
+export interface TrainingOutcome {
+  files: ModelFiles;
+  history: EpochStatsRecord[];
+  metrics: ModelMetrics;
+  dataset: ModelMetadata['dataset'];
+  backend: string;
+  durationMs: number;
+}
+
+/**
+ * The use case of a train job, told in order: load MNIST, build the architecture, train, evaluate
+ * on the full test set, serialise. Runs wherever TensorFlow.js is initialised (a worker thread in
+ * production, the test process in tests).
+ */
+export async function runTraining(params: TrainJobData, callbacks: TrainCallbacks = {}): Promise<TrainingOutcome> {
+  const started = Date.now();
+  const [trainSet, testSet] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+  const count = Math.min(params.limit, trainSet.count);
+  const examples = { images: trainSet.images.subarray(0, count * 784), labels: trainSet.labels.subarray(0, count), count };
+
+  const model = createModel(params.architecture, { learningRate: params.learningRate, seed: params.seed });
+  try {
+    const history = await train(model, examples, params, callbacks);
+    const test = evaluate(model, testSet);
+    let files: ModelFiles | undefined;
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        files = artifactsToFiles(artifacts);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    return {
+      files: files!,
+      history,
+      metrics: { testAccuracy: test.accuracy, testLoss: test.loss, confusionMatrix: test.confusionMatrix },
+      dataset: { name: 'mnist', trainCount: count, testCount: testSet.count, sha256: trainSet.sha256 },
+      backend: tf.getBackend(),
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    model.dispose();
+  }
+}

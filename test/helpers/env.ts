@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../src/config.ts';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A config of its own for one test file: a fresh key prefix on the shared Redis and an empty models dir. */
+export async function testConfig(env: Record<string, string> = {}): Promise<{ config: Config; cleanup: () => Promise<void> }> {
+  const modelsDir = await mkdtemp(join(tmpdir(), 'mnist-models-'));
+  const prefix = `test-${randomUUID().slice(0, 8)}`;
+  const config = loadConfig({ REDIS_URL, MODELS_DIR: modelsDir, QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent', TF_BACKEND: 'wasm', MODEL_POLL_MS: '0', ...env });
+  return {
+    config,
+    cleanup: async () => {
+      await deleteKeys(prefix);
+      await rm(modelsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function deleteKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
