@@ -1,0 +1,165 @@
+import { inflateSync } from 'node:zlib';
+import pngjs from 'pngjs';
+
+/** An image as one luminance byte per pixel, row-major. */
+export interface GrayImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface ImageLimits {
+  maxSide: number;
+  maxPixels: number;
+}
+
+export const DEFAULT_LIMITS: ImageLimits = { maxSide: 4096, maxPixels: 16_000_000 };
+
+/** Not a PNG at all → 415. */
+export class UnsupportedMediaError extends Error {
+  readonly statusCode = 415;
+}
+
+/** A PNG signature, but the rest cannot be decoded → 400. */
+export class CorruptImageError extends Error {
+  readonly statusCode = 400;
+}
+
+/** A PNG that declares more pixels than we accept → 400, refused before anything is allocated. */
+export class ImageTooLargeError extends Error {
+  readonly statusCode = 400;
+}
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const IHDR_END = 8 + 4 + 4 + 13; // signature, length, type, IHDR data
+
+export interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  interlace: number;
+}
+
+export function isPng(buf: Uint8Array): boolean {
+  return buf.length >= SIGNATURE.length && Buffer.from(buf.buffer, buf.byteOffset, SIGNATURE.length).equals(SIGNATURE);
+}
+
+/** Reads the signature and IHDR only, so size limits apply before any pixel memory is allocated. */
+export function readPngHeader(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIMITS): PngHeader {
+  if (!isPng(buf)) throw new UnsupportedMediaError('the body is not a PNG image (only PNG is supported)');
+  if (buf.length < IHDR_END) throw new CorruptImageError('the PNG is truncated before its header ends');
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (view.readUInt32BE(8) !== 13 || view.toString('latin1', 12, 16) !== 'IHDR') throw new CorruptImageError('the PNG does not start with an IHDR header');
+  const header: PngHeader = {
+    width: view.readUInt32BE(16),
+    height: view.readUInt32BE(20),
+    bitDepth: view[24],
+    colorType: view[25],
+    interlace: view[28],
+  };
+  if (header.width === 0 || header.height === 0) throw new CorruptImageError('the PNG declares a zero width or height');
+  if (header.width > limits.maxSide || header.height > limits.maxSide || header.width * header.height > limits.maxPixels) {
+    throw new ImageTooLargeError(
+      `the PNG is ${header.width}×${header.height} pixels; at most ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all are accepted`,
+    );
+  }
+  return header;
+}
+
+/** ITU-R BT.601 luma, the weights MNIST-era grayscale conversions use. */
+export function luminance(r: number, g: number, b: number): number {
+  return 0.299 * r + 0.587 * g + 0.114 * b;
+}
+
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+
+/** Bytes the decompressed image data must hold: one filter byte plus the packed pixels per row. */
+export function expectedDataBytes(h: PngHeader): number {
+  const channels = CHANNELS[h.colorType];
+  if (!channels) throw new CorruptImageError(`the PNG has an invalid colour type ${h.colorType}`);
+  const rowBytes = (w: number) => 1 + Math.ceil((w * channels * h.bitDepth) / 8);
+  if (h.interlace === 0) return h.height * rowBytes(h.width);
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const pw = h.width > x0 ? Math.ceil((h.width - x0) / dx) : 0;
+    const ph = h.height > y0 ? Math.ceil((h.height - y0) / dy) : 0;
+    if (pw > 0 && ph > 0) total += ph * rowBytes(pw);
+  }
+  return total;
+}
+
+/**
+ * pngjs fills in silently what a broken zlib stream leaves out, so the image data is inflated here
+ * first — bounded by the size the header implies, which also defuses decompression bombs.
+ */
+function checkImageData(buf: Buffer, header: PngHeader): void {
+  const idat: Buffer[] = [];
+  for (let at = 8; at + 8 <= buf.length; ) {
+    const length = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    if (at + 12 + length > buf.length) throw new CorruptImageError(`the PNG is truncated inside its ${type} chunk`);
+    if (type === 'IDAT') idat.push(buf.subarray(at + 8, at + 8 + length));
+    if (type === 'IEND') break;
+    at += 12 + length;
+  }
+  if (idat.length === 0) throw new CorruptImageError('the PNG has no image data');
+  const expected = expectedDataBytes(header);
+  let inflated: Buffer;
+  try {
+    inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: expected + 1 });
+  } catch (err) {
+    throw new CorruptImageError(`the PNG image data is corrupt: ${(err as Error).message}`);
+  }
+  if (inflated.length !== expected) throw new CorruptImageError(`the PNG image data holds ${inflated.length} bytes where its header implies ${expected}`);
+}
+
+/**
+ * Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette, 1–16 bit, interlaced) to 8-bit luminance.
+ *
+ * Transparency: a transparent pixel is background. For a canvas export (opaque dark strokes on a
+ * transparent page) the background must be the opposite of the ink, so transparent pixels are
+ * composited onto white when the opaque pixels are mostly dark, and onto black otherwise; the
+ * polarity step later turns "dark ink on light" into MNIST's "light ink on dark".
+ */
+export function decodePng(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIMITS): GrayImage {
+  const header = readPngHeader(buf, limits);
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  checkImageData(bytes, header);
+  let rgba: Uint8Array;
+  try {
+    rgba = pngjs.PNG.sync.read(bytes).data;
+  } catch (err) {
+    throw new CorruptImageError(`the PNG could not be decoded: ${(err as Error).message}`);
+  }
+  const { width, height } = header;
+  const n = width * height;
+  if (rgba.length < n * 4) throw new CorruptImageError('the PNG holds fewer pixels than its header declares');
+
+  const lum = new Float32Array(n);
+  let opaqueSum = 0;
+  let opaqueCount = 0;
+  let anyTransparent = false;
+  for (let i = 0; i < n; i++) {
+    const l = luminance(rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]);
+    lum[i] = l;
+    const a = rgba[4 * i + 3];
+    if (a < 255) anyTransparent = true;
+    if (a >= 128) {
+      opaqueSum += l;
+      opaqueCount++;
+    }
+  }
+  const data = new Uint8Array(n);
+  if (!anyTransparent) {
+    for (let i = 0; i < n; i++) data[i] = Math.round(lum[i]);
+    return { width, height, data };
+  }
+  const background = opaqueCount > 0 && opaqueSum / opaqueCount < 128 ? 255 : 0;
+  for (let i = 0; i < n; i++) {
+    const a = rgba[4 * i + 3] / 255;
+    data[i] = Math.round(lum[i] * a + background * (1 - a));
+  }
+  return { width, height, data };
+}
