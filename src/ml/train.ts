@@ -80,6 +80,8 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
       accSum += accuracy * idx.length;
       seen += idx.length;
       callbacks.onBatchEnd?.({ epoch, epochs: opts.epochs, batch: b + 1, batches, loss: lossSum / seen, accuracy: accSum / seen });
+      // One turn of the event loop per batch (~µs): lets progress messages go out and a cancel come in.
+      await new Promise((resolve) => setImmediate(resolve));
       if (callbacks.shouldStop?.()) throw new TrainingCancelledError();
     }
     const stats: EpochStats = { epoch, loss: lossSum / seen, accuracy: accSum / seen };

@@ -18,7 +18,7 @@ export interface TrainingOutcome {
 
 /**
  * The use case of a train job, told in order: load MNIST, build the architecture, train, evaluate
- * on the full test set, serialise. Runs wherever TensorFlow.js is initialised (a worker thread in
+ * on the full test set, serialise. Runs wherever TensorFlow.js is initialised (a training process in
  * production, the test process in tests).
  */
 export async function runTraining(params: TrainJobData, callbacks: TrainCallbacks = {}): Promise<TrainingOutcome> {

@@ -6,7 +6,7 @@ import { createRedis } from '../queue/redis.ts';
 import { publishVersion } from '../store/model-events.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { createTrainProcessor } from './train-processor.ts';
-import type { TrainingThreadInput } from './thread-messages.ts';
+import type { ToTrainer } from './training-messages.ts';
 
 type Handler = (job: Job, token?: string, signal?: AbortSignal) => Promise<unknown>;
 
@@ -22,7 +22,7 @@ export interface RunningWorker {
   close: () => Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger, backend: TrainingThreadInput['backend']): Promise<RunningWorker> {
+export async function startWorker(config: Config, log: Logger, backend: Extract<ToTrainer, { type: 'start' }>['backend']): Promise<RunningWorker> {
   const keys = redisKeys(config.QUEUE_PREFIX);
   const store = new ModelStore(config.modelsDir);
   const stale = await store.removeStaleTemp(60 * 60 * 1000);

@@ -4,12 +4,12 @@ import { TrainingCancelledError } from '../ml/train.ts';
 import { InvalidJobDataError, parseTrainJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-schemas.ts';
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import type { ModelStore } from '../store/model-store.ts';
-import { trainInThread } from './run-in-thread.ts';
-import type { TrainingThreadInput } from './thread-messages.ts';
+import { trainInChild } from './run-in-child.ts';
+import type { ToTrainer } from './training-messages.ts';
 
 export interface TrainProcessorDeps {
   store: ModelStore;
-  backend: TrainingThreadInput['backend'];
+  backend: Extract<ToTrainer, { type: 'start' }>['backend'];
   log: Logger;
   isCancelled: (jobId: string) => Promise<boolean>;
   publishVersion: (version: number) => Promise<void>;
@@ -19,7 +19,7 @@ export interface TrainProcessorDeps {
 
 /**
  * The queue consumer for `train` jobs, "like an API route, but for the queue": validate, run the
- * use case in a thread, relay progress, write the version, announce it.
+ * use case in a child process, relay progress, write the version, announce it.
  */
 export function createTrainProcessor(deps: TrainProcessorDeps) {
   const interval = deps.progressIntervalMs ?? 500;
@@ -49,22 +49,20 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     log.info({ params }, 'training started');
     let outcome;
     try {
-      outcome = await trainInThread(
+      outcome = await trainInChild(
         { params, backend: deps.backend },
-        {
-          onMessage: (msg) => {
-            if (msg.type === 'batch') record.progress = msg.progress;
-            if (msg.type === 'epoch') {
-              record.history.push(msg.stats);
-              log.info({ ...msg.stats }, 'epoch finished');
-            }
-            const now = Date.now();
-            if (msg.type === 'epoch' || now - lastWrite >= interval) flush();
-            if (now - lastCancelCheck >= 1000) {
-              lastCancelCheck = now;
-              void deps.isCancelled(job.id!).then((c) => c && abort.abort(), () => undefined);
-            }
-          },
+        (msg) => {
+          if (msg.type === 'batch') record.progress = msg.progress;
+          if (msg.type === 'epoch') {
+            record.history.push(msg.stats);
+            log.info({ ...msg.stats }, 'epoch finished');
+          }
+          const now = Date.now();
+          if (msg.type === 'epoch' || now - lastWrite >= interval) flush();
+          if (now - lastCancelCheck >= 1000) {
+            lastCancelCheck = now;
+            void deps.isCancelled(job.id!).then((c) => c && abort.abort(), () => undefined);
+          }
         },
         abort.signal,
       );

@@ -1,25 +1,33 @@
-import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../ml/backend.ts';
 import { TrainingCancelledError } from '../ml/train.ts';
 import { runTraining } from './run-training.ts';
-import type { TrainingThreadInput, TrainingThreadMessage } from './thread-messages.ts';
+import type { FromTrainer, ToTrainer } from './training-messages.ts';
 
-// Training runs here, off the worker's main thread, so BullMQ keeps renewing the job lock while
-// TensorFlow.js holds this thread for whole batches at a time.
-const input = workerData as TrainingThreadInput;
-const port = parentPort!;
-const post = (msg: TrainingThreadMessage, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
-const cancel = new Int32Array(input.cancelFlag);
+// One training job in a child process of the worker. A process rather than a thread: the worker's
+// own event loop stays free to renew BullMQ's job lock, native TensorFlow (tfjs-node) is safe only
+// once per process, and the WebAssembly heap — which never shrinks — goes away with the job.
+const send = (msg: FromTrainer) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
+let cancelled = false;
 
-try {
-  await initBackend(input.backend);
-  const outcome = await runTraining(input.params, {
-    onBatchEnd: (progress) => post({ type: 'batch', progress }),
-    onEpochEnd: (stats) => post({ type: 'epoch', stats }),
-    shouldStop: () => Atomics.load(cancel, 0) === 1,
-  });
-  post({ type: 'done', outcome }, [outcome.files.weights.buffer as ArrayBuffer]);
-} catch (err) {
-  if (err instanceof TrainingCancelledError) post({ type: 'cancelled' });
-  else post({ type: 'error', message: (err as Error).message, stack: (err as Error).stack });
+process.on('message', (msg: ToTrainer) => {
+  if (msg.type === 'cancel') cancelled = true;
+  if (msg.type === 'start') void run(msg);
+});
+// An orphan (the worker died) has no one to report to.
+process.on('disconnect', () => process.exit(1));
+
+async function run({ params, backend }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
+  try {
+    await initBackend(backend);
+    const outcome = await runTraining(params, {
+      onBatchEnd: (progress) => void send({ type: 'batch', progress }),
+      onEpochEnd: (stats) => void send({ type: 'epoch', stats }),
+      shouldStop: () => cancelled,
+    });
+    await send({ type: 'done', outcome });
+  } catch (err) {
+    if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });
+    else await send({ type: 'error', message: (err as Error).message, stack: (err as Error).stack });
+  }
+  process.exit(0);
 }
