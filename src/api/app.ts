@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
-import { errorHandler } from './error-handler.ts';
+import { errorHandler, schemaErrorFormatter } from './error-handler.ts';
 import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -20,6 +20,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
     bodyLimit: services.config.BODY_LIMIT_BYTES,
     // Unknown fields are an error, not silently dropped: a typo like `epoch` must not train with defaults.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    schemaErrorFormatter,
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -16,3 +16,23 @@ export function errorHandler(err: FastifyError & { expose?: boolean }, req: Fast
     message: tellClient ? err.message : 'internal server error',
   });
 }
+
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Validation messages that name the field, including the one that should not be there. */
+export function schemaErrorFormatter(errors: SchemaError[], dataVar: string): Error {
+  const e = errors[0];
+  const where = `${dataVar}${e.instancePath}`;
+  const message =
+    e.keyword === 'additionalProperties'
+      ? `${where} has an unknown field '${String(e.params.additionalProperty)}'`
+      : e.keyword === 'enum'
+        ? `${where} must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+        : `${where} ${e.message ?? 'is invalid'}`;
+  return new Error(message);
+}

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadLayersModel } from '@tensorflow/tfjs-layers';
+import { loadMnist } from '../../src/data/mnist.ts';
+import { initBackend } from '../../src/ml/backend.ts';
+import { evaluate } from '../../src/ml/evaluate.ts';
+import { testConfig, waitFor } from '../helpers/env.ts';
+import { mnistTestPngs } from '../helpers/model.ts';
+import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
+
+// The whole path as a user takes it: HTTP → BullMQ → a real worker process → model store → serving.
+let base = '';
+let modelsDir = '';
+const procs: Proc[] = [];
+let cleanup = async () => {};
+
+before(async () => {
+  const { config, cleanup: clean } = await testConfig();
+  cleanup = clean;
+  modelsDir = config.modelsDir;
+  const port = await freePort();
+  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, MODELS_DIR: modelsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', MODEL_POLL_MS: '1000' };
+  procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
+  base = `http://127.0.0.1:${port}`;
+  await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err) => {
+    throw new Error(`${err.message}\n--- worker ---\n${procs[0].output()}\n--- api ---\n${procs[1].output()}`);
+  });
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await cleanup();
+});
+
+const json = async (path: string, init?: RequestInit) => {
+  const res = await fetch(`${base}${path}`, init);
+  return { status: res.status, headers: res.headers, body: await res.json() };
+};
+const postJob = (params: object) => json('/v1/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(params) });
+
+async function waitForJob(id: string, states: string[], timeoutMs: number) {
+  return waitFor(`job ${id} to be ${states.join('/')}`, async () => {
+    const { body } = await json(`/v1/jobs/${id}`);
+    return states.includes(body.state) ? body : undefined;
+  }, timeoutMs).catch((err) => {
+    throw new Error(`${err.message}\n--- worker ---\n${procs[0].output()}`);
+  });
+}
+
+test('predict before any model: 503 with how to train one', async () => {
+  const [d] = await mnistTestPngs(1);
+  const res = await json('/v1/predict', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(d.png) });
+  assert.equal(res.status, 503);
+  assert.match(res.body.message, /POST \/v1\/jobs/);
+});
+
+let trainedId = '';
+
+test('a small train job runs in the worker and writes version 1 with its metadata', async () => {
+  const created = await postJob({ type: 'train', limit: 2000, epochs: 1, batchSize: 16, learningRate: 0.002, seed: 3 });
+  assert.equal(created.status, 202);
+  trainedId = created.body.id;
+  assert.equal(created.headers.get('location'), `/v1/jobs/${trainedId}`);
+
+  const done = await waitForJob(trainedId, ['succeeded', 'failed', 'cancelled'], 180_000);
+  assert.equal(done.state, 'succeeded', done.error);
+  assert.equal(done.modelVersion, 1);
+  assert.equal(done.history.length, 1);
+  assert.deepEqual({ epoch: done.progress.epoch, batch: done.progress.batch }, { epoch: 1, batch: done.progress.batches });
+  assert.equal(done.progress.batches, Math.ceil(2000 / 16));
+  assert.ok(done.metrics.testAccuracy > 0.85, `test accuracy ${done.metrics.testAccuracy}`);
+  assert.ok(Date.parse(done.startedAt) >= Date.parse(done.createdAt));
+  assert.ok(Date.parse(done.finishedAt) >= Date.parse(done.startedAt));
+
+  assert.deepEqual((await readdir(modelsDir)).filter((n) => !n.startsWith('.')), ['1']);
+  assert.deepEqual((await readdir(join(modelsDir, '1'))).sort(), ['group1-shard1of1.bin', 'metadata.json', 'model.json']);
+  const meta = (await json('/v1/models/1')).body;
+  assert.equal(meta.jobId, trainedId);
+  assert.equal(meta.dataset.trainCount, 2000);
+  assert.equal(meta.metrics.testAccuracy, done.metrics.testAccuracy);
+  assert.ok(meta.durationMs > 0);
+});
+
+test('the reported test accuracy is what the saved model scores on the MNIST test set', async () => {
+  await initBackend('wasm');
+  const model = await loadLayersModel(`${base}/v1/models/1/model.json`);
+  const recomputed = evaluate(model, await loadMnist('test'));
+  model.dispose();
+  const meta = (await json('/v1/models/1')).body;
+  assert.ok(Math.abs(recomputed.accuracy - meta.metrics.testAccuracy) < 1e-9, `${recomputed.accuracy} vs ${meta.metrics.testAccuracy}`);
+  assert.ok(tf.memory().numTensors < 50);
+});
+
+test('the new version is served: real MNIST test digits sent as PNGs come back right', async () => {
+  await waitFor('version 1 to be served', () => json('/readyz').then((r) => r.body.servedVersion === 1), 10_000);
+  const digits = await mnistTestPngs(100, 500);
+  let correct = 0;
+  for (let i = 0; i < digits.length; i += 25) {
+    const form = new FormData();
+    for (const d of digits.slice(i, i + 25)) form.append('images', new Blob([new Uint8Array(d.png)], { type: 'image/png' }), 'digit.png');
+    const res = await json('/v1/predict', { method: 'POST', body: form });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.modelVersion, 1);
+    res.body.predictions.forEach((p: { digit: number }, k: number) => {
+      if (p.digit === digits[i + k].label) correct++;
+    });
+  }
+  assert.ok(correct >= 80, `${correct}/100 MNIST test digits right`);
+});
+
+test('a running job cancelled through the API stops, writes no model, and the worker goes on', async () => {
+  const { body: job } = await postJob({ type: 'train', limit: 60000, epochs: 2, seed: 4 });
+  await waitFor('the job to be training', async () => (await json(`/v1/jobs/${job.id}`)).body.progress?.batch >= 2, 120_000);
+  const cancelled = await json(`/v1/jobs/${job.id}`, { method: 'DELETE' });
+  assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+  assert.equal(cancelled.body.state, 'cancelled');
+  assert.ok(cancelled.body.progress.batch < cancelled.body.progress.batches, 'stopped before the end of the epoch');
+
+  const next = await postJob({ type: 'train', limit: 300, epochs: 1, seed: 5 });
+  const done = await waitForJob(next.body.id, ['succeeded', 'failed'], 120_000);
+  assert.equal(done.state, 'succeeded', done.error);
+  assert.equal(done.modelVersion, 2, 'the cancelled job took no version number');
+  assert.deepEqual((await readdir(modelsDir)).filter((n) => !n.startsWith('.')).sort(), ['1', '2']);
+});
