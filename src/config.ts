@@ -12,6 +12,8 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', description: 'interface the API listens on (0.0.0.0 in containers)' }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis for the job queue and model events' }),
   MODELS_DIR: Type.String({ default: './models', description: 'directory (volume) holding model versions' }),
+  DATASETS_DIR: Type.String({ default: './datasets', description: 'directory (volume) holding uploaded datasets' }),
+  DATASET_MAX_BYTES: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024, description: 'largest dataset upload (ZIP or IDX pair)' }),
   TF_BACKEND: StringEnum(['auto', 'tensorflow', 'wasm', 'cpu'], {
     default: 'auto',
     description: 'TensorFlow.js backend: auto = tfjs-node-gpu, then tfjs-node, then wasm, then cpu',
@@ -24,7 +26,7 @@ export const ConfigSchema = Type.Object({
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 1, description: 'training jobs one worker process runs at once' }),
 });
 
-export type Config = Static<typeof ConfigSchema> & { modelsDir: string };
+export type Config = Static<typeof ConfigSchema> & { modelsDir: string; datasetsDir: string };
 
 export class ConfigError extends Error {}
 
@@ -42,5 +44,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid config ${key}=${JSON.stringify(raw[key])}: ${first.message}`);
   }
   const config = parsed as Static<typeof ConfigSchema>;
-  return { ...config, modelsDir: resolve(config.MODELS_DIR) };
+  return { ...config, modelsDir: resolve(config.MODELS_DIR), datasetsDir: resolve(config.DATASETS_DIR) };
 }

@@ -5,6 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import { errorHandler, schemaErrorFormatter } from './error-handler.ts';
 import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
+import { datasetRoutes } from './routes/datasets.ts';
+import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -12,6 +14,7 @@ import { predictRoutes } from './routes/predict.ts';
 import { ErrorSchema } from './schemas/common.ts';
 import { JobSchema } from './schemas/jobs.ts';
 import { ModelMetadataRef } from './schemas/models.ts';
+import { DatasetInfoSchema } from '../store/dataset-store.ts';
 import type { ApiServices } from './services.ts';
 
 /** Builds the HTTP app without listening, so tests drive it with `inject`. */
@@ -19,7 +22,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   const app = Fastify({
     bodyLimit: services.config.BODY_LIMIT_BYTES,
     // Unknown fields are an error, not silently dropped: a typo like `epoch` must not train with defaults.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, discriminator: true } },
     schemaErrorFormatter,
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -29,6 +32,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   app.addSchema(ErrorSchema);
   app.addSchema(JobSchema);
   app.addSchema(ModelMetadataRef);
+  app.addSchema(DatasetInfoSchema);
 
   await app.register(swagger, {
     openapi: openapiDocument,
@@ -49,6 +53,8 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   await app.register(jobRoutes);
   await app.register(modelRoutes);
   await app.register(predictRoutes);
+  await app.register(datasetRoutes);
+  await app.register(evaluateRoutes);
   return app;
 }
 

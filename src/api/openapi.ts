@@ -13,6 +13,7 @@ export const openapiDocument = {
     { name: 'jobs', description: 'training jobs' },
     { name: 'models', description: 'model versions' },
     { name: 'predict', description: 'classify digit images' },
+    { name: 'datasets', description: 'uploaded labelled digits for fine-tuning and evaluation' },
     { name: 'health', description: 'liveness and readiness' },
   ],
 };

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { JobService } from '../queue/job-service.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
+import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
 
 /** What the routes need from the rest of the service; built by api.ts, or by a test. */
@@ -9,6 +10,7 @@ export interface ApiServices {
   config: Config;
   jobs: JobService;
   modelStore: ModelStore;
+  datasetStore: DatasetStore;
   registry: ModelRegistry;
   redis: Redis;
 }

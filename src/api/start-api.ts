@@ -6,6 +6,7 @@ import { TRAINING_QUEUE, redisKeys } from '../queue/names.ts';
 import { createRedis } from '../queue/redis.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
 import { subscribeVersions } from '../store/model-events.ts';
+import { DatasetStore } from '../store/dataset-store.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { buildApp, type App } from './app.ts';
 
@@ -29,6 +30,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
     defaultJobOptions: { removeOnComplete: { age: 7 * 24 * 3600, count: 1000 }, removeOnFail: { age: 7 * 24 * 3600, count: 1000 } },
   });
   const modelStore = new ModelStore(config.modelsDir);
+  const datasetStore = new DatasetStore(config.datasetsDir);
   const registry = new ModelRegistry(modelStore, log);
   const jobs = new JobService(queue, redis, keys);
 
@@ -40,7 +42,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   // Pub/sub is fire-and-forget; a poll catches a version announced while we were disconnected.
   const poll = config.MODEL_POLL_MS > 0 ? setInterval(() => void registry.refresh(), config.MODEL_POLL_MS).unref() : undefined;
 
-  const app = await buildApp({ config, jobs, modelStore, registry, redis }, { loggerInstance: log });
+  const app = await buildApp({ config, jobs, modelStore, datasetStore, registry, redis }, { loggerInstance: log });
   return {
     app,
     close: async () => {

@@ -15,17 +15,14 @@ export interface Evaluation {
 
 const EPSILON = 1e-7; // the clip Keras applies before log in categorical cross-entropy
 
-/** Runs the model over every example in batches and accumulates loss, accuracy and the confusion matrix. */
-export function evaluate(model: LayersModel, data: Examples, indices: Uint32Array = range(data.count), batchSize = 1000): Evaluation {
-  const confusion = Array.from({ length: NUM_CLASSES }, () => new Array<number>(NUM_CLASSES).fill(0));
-  let lossSum = 0;
-  let correct = 0;
-  for (let start = 0; start < indices.length; start += batchSize) {
-    const batchIdx = indices.subarray(start, Math.min(start + batchSize, indices.length));
-    const probs = tf.tidy(() => {
-      const { xs } = gatherBatch(data, batchIdx);
-      return model.predict(xs) as tf.Tensor2D;
-    });
+class Tally {
+  readonly confusion = Array.from({ length: NUM_CLASSES }, () => new Array<number>(NUM_CLASSES).fill(0));
+  lossSum = 0;
+  correct = 0;
+  count = 0;
+
+  addBatch(model: LayersModel, data: Examples, batchIdx: Uint32Array): void {
+    const probs = tf.tidy(() => model.predict(gatherBatch(data, batchIdx).xs) as tf.Tensor2D);
     const p = probs.dataSync();
     probs.dispose();
     for (let i = 0; i < batchIdx.length; i++) {
@@ -33,11 +30,40 @@ export function evaluate(model: LayersModel, data: Examples, indices: Uint32Arra
       const row = i * NUM_CLASSES;
       let best = 0;
       for (let c = 1; c < NUM_CLASSES; c++) if (p[row + c] > p[row + best]) best = c;
-      confusion[label][best]++;
-      if (best === label) correct++;
-      lossSum -= Math.log(Math.min(1 - EPSILON, Math.max(EPSILON, p[row + label])));
+      this.confusion[label][best]++;
+      if (best === label) this.correct++;
+      this.lossSum -= Math.log(Math.min(1 - EPSILON, Math.max(EPSILON, p[row + label])));
     }
+    this.count += batchIdx.length;
   }
-  const count = indices.length;
-  return { accuracy: count ? correct / count : 0, loss: count ? lossSum / count : 0, confusionMatrix: confusion, count };
+
+  result(): Evaluation {
+    const n = this.count;
+    return { accuracy: n ? this.correct / n : 0, loss: n ? this.lossSum / n : 0, confusionMatrix: this.confusion, count: n };
+  }
+}
+
+/** Runs the model over every example in batches and accumulates loss, accuracy and the confusion matrix. */
+export function evaluate(model: LayersModel, data: Examples, indices: Uint32Array = range(data.count), batchSize = 1000): Evaluation {
+  const tally = new Tally();
+  for (let start = 0; start < indices.length; start += batchSize) tally.addBatch(model, data, indices.subarray(start, Math.min(start + batchSize, indices.length)));
+  return tally.result();
+}
+
+/** The same, yielding to the event loop between small batches: for a process that also serves requests. */
+export async function evaluateYielding(model: LayersModel, data: Examples, indices: Uint32Array = range(data.count), batchSize = 250): Promise<Evaluation> {
+  const tally = new Tally();
+  for (let start = 0; start < indices.length; start += batchSize) {
+    tally.addBatch(model, data, indices.subarray(start, Math.min(start + batchSize, indices.length)));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return tally.result();
+}
+
+/** Accuracy of each digit: the confusion matrix diagonal over its row. */
+export function perClassAccuracy(confusion: number[][]): (number | null)[] {
+  return confusion.map((row, digit) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total ? row[digit] / total : null;
+  });
 }

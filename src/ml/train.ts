@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { augmentBatch, isIdentity, type AugmentOptions } from './augment.ts';
 import { gatherBatch, type Examples } from './batch.ts';
 import { evaluate } from './evaluate.ts';
 import { mulberry32, range, shuffleInPlace } from './random.ts';
@@ -10,6 +11,10 @@ export interface TrainOptions {
   /** Fraction of the examples held out (after one seeded shuffle) to report validation metrics. */
   validationSplit: number;
   seed: number;
+  /** Random affine transforms of every training batch, drawn from the seed. */
+  augment?: AugmentOptions;
+  /** Held-out examples from elsewhere to report per-epoch validation metrics on (instead of validationSplit). */
+  validation?: { data: Examples; indices: Uint32Array };
 }
 
 export interface BatchProgress {
@@ -56,6 +61,9 @@ export function splitIndices(count: number, validationSplit: number, seed: numbe
 export async function train(model: LayersModel, data: Examples, opts: TrainOptions, callbacks: TrainCallbacks = {}): Promise<EpochStats[]> {
   const { train: trainIdx, validation } = splitIndices(data.count, opts.validationSplit, opts.seed);
   const random = mulberry32(opts.seed ^ 0x9e3779b9);
+  const augmentRandom = mulberry32(opts.seed ^ 0x85ebca6b); // its own stream: augmenting does not change the shuffle
+  const augment = opts.augment && !isIdentity(opts.augment) ? opts.augment : undefined;
+  const held = opts.validation ?? { data, indices: validation };
   const batches = Math.ceil(trainIdx.length / opts.batchSize);
   const history: EpochStats[] = [];
   const order = new Uint32Array(trainIdx);
@@ -67,7 +75,13 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
     let seen = 0;
     for (let b = 0; b < batches; b++) {
       const idx = order.subarray(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, order.length));
-      const { xs, ys } = gatherBatch(data, idx);
+      const batch = gatherBatch(data, idx);
+      const { ys } = batch;
+      let xs = batch.xs;
+      if (augment) {
+        xs = augmentBatch(batch.xs, augment, augmentRandom);
+        batch.xs.dispose();
+      }
       let result: number | number[];
       try {
         result = await model.trainOnBatch(xs, ys);
@@ -85,8 +99,8 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
       if (callbacks.shouldStop?.()) throw new TrainingCancelledError();
     }
     const stats: EpochStats = { epoch, loss: lossSum / seen, accuracy: accSum / seen };
-    if (validation.length > 0) {
-      const val = evaluate(model, data, validation);
+    if (held.indices.length > 0) {
+      const val = evaluate(model, held.data, held.indices);
       stats.valLoss = val.loss;
       stats.valAccuracy = val.accuracy;
     }

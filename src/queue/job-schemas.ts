@@ -10,6 +10,18 @@ import { EpochStatsSchema } from '../store/metadata.ts';
  */
 export const DEFAULT_EPOCHS = 12;
 
+export const AugmentSchema = Type.Object(
+  {
+    rotation: Type.Number({ minimum: 0, maximum: 180, default: 0, description: 'largest rotation in degrees, either way' }),
+    shift: Type.Number({ minimum: 0, maximum: 10, default: 0, description: 'largest shift in pixels along each axis' }),
+    scale: Type.Array(Type.Number({ minimum: 0.25, maximum: 4 }), { minItems: 2, maxItems: 2, default: [1, 1], description: 'zoom factor range [min, max]' }),
+  },
+  { additionalProperties: false, description: 'random affine transforms of each training batch (tensor ops, reproducible by seed)' },
+);
+
+const seedField = () =>
+  Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'makes shuffling, the split, augmentation and initial weights reproducible; chosen at random when absent' }));
+
 export const TrainParamsSchema = Type.Object(
   {
     type: Type.Literal('train'),
@@ -22,25 +34,72 @@ export const TrainParamsSchema = Type.Object(
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.001, description: 'Adam learning rate' }),
     limit: Type.Integer({ minimum: 10, maximum: 60000, default: 60000, description: 'how many of the 60k MNIST training images to use' }),
     validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0, description: 'fraction of the training images held out for per-epoch validation metrics' }),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'makes shuffling, the split and initial weights reproducible; chosen at random when absent' })),
+    seed: seedField(),
+    augment: Type.Optional(AugmentSchema),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'TrainJobRequest' },
 );
 export type TrainParams = Static<typeof TrainParamsSchema>;
 
-/** What the queue carries: the request with every default filled in and the seed fixed. */
+export const FinetuneParamsSchema = Type.Object(
+  {
+    type: Type.Literal('finetune'),
+    baseModel: Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('latest')], { description: 'model version to start from; "latest" is resolved when the job is queued' }),
+    dataset: Type.String({ minLength: 1, description: 'id of an uploaded dataset (POST /v1/datasets), or "mnist"' }),
+    freeze: Type.Union([StringEnum(['features', 'none']), Type.Integer({ minimum: 0 })], {
+      default: 'features',
+      description: '"features": every layer before the first dense layer keeps its weights; "none"; or how many of the first layers to freeze',
+    }),
+    epochs: Type.Integer({ minimum: 1, maximum: 200, default: 5 }),
+    batchSize: Type.Integer({ minimum: 1, maximum: 4096, default: 32 }),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.0005, description: 'Adam learning rate' }),
+    validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0.2, description: "fraction of the dataset held out: its accuracy is reported per epoch and in the new version's metrics" }),
+    rehearsal: Type.Number({ minimum: 0, maximum: 0.9, default: 0.5, description: 'fraction of each epoch drawn from the MNIST training set, so the model does not forget MNIST' }),
+    seed: seedField(),
+    augment: Type.Optional(AugmentSchema),
+  },
+  { additionalProperties: false, title: 'FinetuneJobRequest' },
+);
+export type FinetuneParams = Static<typeof FinetuneParamsSchema>;
+
+/**
+ * The body of POST /v1/jobs. `oneOf` + `discriminator` (rather than TypeBox's anyOf) so validation
+ * picks the branch by `type` and reports that branch's errors, naming the field.
+ */
+export const JobRequestSchema = Type.Unsafe<TrainParams | FinetuneParams>({
+  type: 'object',
+  required: ['type'],
+  discriminator: { propertyName: 'type' },
+  oneOf: [TrainParamsSchema, FinetuneParamsSchema],
+});
+export type JobRequest = TrainParams | FinetuneParams;
+
+/** What the queue carries: the request with every default filled in, the seed fixed, `latest` resolved. */
 export type TrainJobData = TrainParams & { seed: number };
+export type FinetuneJobData = FinetuneParams & { seed: number; baseModel: number; freeze: FinetuneParams['freeze'] };
+export type JobData = TrainJobData | FinetuneJobData;
 
 export class InvalidJobDataError extends Error {}
 
+/** Fills in the defaults of the request's branch (the same the API documents). */
+export function withDefaults(request: JobRequest): JobRequest {
+  const schema = request.type === 'finetune' ? FinetuneParamsSchema : TrainParamsSchema;
+  const filled = Value.Default(schema, structuredClone(request)) as JobRequest;
+  if (filled.augment) filled.augment = Value.Default(AugmentSchema, filled.augment) as typeof filled.augment;
+  return filled;
+}
+
 /** Worker side: validate before doing anything, so a malformed message fails once instead of looping. */
-export function parseTrainJobData(data: unknown): TrainJobData {
-  const withDefaults = Value.Default(TrainParamsSchema, structuredClone(data));
-  const errors = [...Value.Errors(TrainParamsSchema, withDefaults)];
+export function parseJobData(data: unknown): JobData {
+  const type = (data as { type?: unknown } | null)?.type;
+  if (type !== 'train' && type !== 'finetune') throw new InvalidJobDataError(`job data has an unknown type ${JSON.stringify(type)}`);
+  const schema = type === 'finetune' ? FinetuneParamsSchema : TrainParamsSchema;
+  const params = withDefaults(data as JobRequest);
+  const errors = [...Value.Errors(schema, params)];
   if (errors.length > 0) throw new InvalidJobDataError(`invalid job data at ${errors[0].instancePath || '/'}: ${errors[0].message}`);
-  const params = withDefaults as TrainParams;
   if (params.seed === undefined) throw new InvalidJobDataError('job data has no seed');
-  return params as TrainJobData;
+  if (params.type === 'finetune' && typeof params.baseModel !== 'number') throw new InvalidJobDataError('job data has an unresolved baseModel');
+  return params as JobData;
 }
 
 export const BatchProgressSchema = Type.Object({

@@ -1,7 +1,7 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { TrainJobData, TrainParams } from './job-schemas.ts';
+import type { JobData } from './job-schemas.ts';
 import { toJobView, type JobView } from './job-view.ts';
 import type { RedisKeys } from './names.ts';
 
@@ -29,10 +29,9 @@ export class JobService {
     private readonly keys: RedisKeys,
   ) {}
 
-  async enqueueTrain(params: TrainParams): Promise<JobView> {
-    const data: TrainJobData = { ...params, seed: params.seed ?? randomInt(0, 2 ** 31 - 1) };
+  async enqueue(data: JobData): Promise<JobView> {
     const id = randomUUID();
-    const job = await this.queue.add('train', data, { jobId: id });
+    const job = await this.queue.add(data.type, data, { jobId: id });
     await this.redis.zadd(this.keys.jobIndex, job.timestamp, id);
     return toJobView(job, 'waiting', false);
   }

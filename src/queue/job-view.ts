@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { Type, type Static } from 'typebox';
 import { StringEnum } from '../schemas/string-enum.ts';
 import { EpochStatsSchema } from '../store/metadata.ts';
-import { BatchProgressSchema, TrainParamsSchema, type JobProgressRecord, type TrainJobResult } from './job-schemas.ts';
+import { BatchProgressSchema, FinetuneParamsSchema, TrainParamsSchema, type JobProgressRecord, type TrainJobResult } from './job-schemas.ts';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -12,7 +12,7 @@ export const JobViewSchema = Type.Object({
   id: Type.String(),
   type: Type.String(),
   state: StringEnum(JOB_STATES),
-  params: TrainParamsSchema,
+  params: Type.Union([TrainParamsSchema, FinetuneParamsSchema], { description: 'the request with every default filled in' }),
   progress: Type.Union([BatchProgressSchema, Type.Null()], { description: 'latest batch; loss/accuracy are running means over the epoch' }),
   history: Type.Array(EpochStatsSchema, { description: 'one entry per finished epoch' }),
   modelVersion: Type.Optional(Type.Integer()),

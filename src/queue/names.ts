@@ -1,7 +1,7 @@
 /** Queue, job and channel names: one place, shared by the API (producer) and the workers (consumers). */
 export const TRAINING_QUEUE = 'training';
 
-export const JOB_TYPES = ['train'] as const;
+export const JOB_TYPES = ['train', 'finetune'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 export function redisKeys(prefix: string) {

@@ -13,6 +13,18 @@ export const ModelMetricsSchema = Type.Object({
   testAccuracy: Type.Number({ description: 'accuracy on the 10k MNIST test set' }),
   testLoss: Type.Number({ description: 'mean categorical cross-entropy on the MNIST test set' }),
   confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted], 10×10 counts' }),
+  heldOut: Type.Optional(
+    Type.Object(
+      {
+        dataset: Type.String(),
+        count: Type.Integer(),
+        accuracy: Type.Number(),
+        loss: Type.Number(),
+        confusionMatrix: Type.Array(Type.Array(Type.Integer())),
+      },
+      { description: "fine-tuning: metrics on the held-out part of the new dataset (next to MNIST's, so forgetting shows)" },
+    ),
+  ),
 });
 
 export const ModelMetadataSchema = Type.Object({
@@ -21,6 +33,9 @@ export const ModelMetadataSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   architecture: Type.String(),
   params: Type.Record(Type.String(), Type.Unknown()),
+  lineage: Type.Optional(
+    Type.Object({ baseVersion: Type.Integer(), dataset: Type.String() }, { description: 'for a fine-tuned version: the version it started from and the dataset it was tuned on' }),
+  ),
   dataset: Type.Object({
     name: Type.String(),
     trainCount: Type.Integer(),

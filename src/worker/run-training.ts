@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../data/mnist.ts';
 import { createModel } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
@@ -10,8 +11,10 @@ import { artifactsToFiles, type ModelFiles } from '../store/model-files.ts';
 export interface TrainingOutcome {
   files: ModelFiles;
   history: EpochStatsRecord[];
+  architecture: string;
   metrics: ModelMetrics;
   dataset: ModelMetadata['dataset'];
+  lineage?: ModelMetadata['lineage'];
   backend: string;
   durationMs: number;
 }
@@ -31,16 +34,10 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   try {
     const history = await train(model, examples, params, callbacks);
     const test = evaluate(model, testSet);
-    let files: ModelFiles | undefined;
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        files = artifactsToFiles(artifacts);
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
     return {
-      files: files!,
+      files: await serializeModel(model),
       history,
+      architecture: params.architecture,
       metrics: { testAccuracy: test.accuracy, testLoss: test.loss, confusionMatrix: test.confusionMatrix },
       dataset: { name: 'mnist', trainCount: count, testCount: testSet.count, sha256: trainSet.sha256 },
       backend: tf.getBackend(),
@@ -49,4 +46,16 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   } finally {
     model.dispose();
   }
+}
+
+/** The model in TensorFlow.js layers format, in memory, ready for the store. */
+export async function serializeModel(model: LayersModel): Promise<ModelFiles> {
+  let files: ModelFiles | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      files = artifactsToFiles(artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return files!;
 }

@@ -5,7 +5,7 @@ import { JOB_TYPES, TRAINING_QUEUE, redisKeys, type JobType } from '../queue/nam
 import { createRedis } from '../queue/redis.ts';
 import { publishVersion } from '../store/model-events.ts';
 import { ModelStore } from '../store/model-store.ts';
-import { createTrainProcessor } from './train-processor.ts';
+import { createTrainingProcessor } from './training-processor.ts';
 import type { ToTrainer } from './training-messages.ts';
 
 type Handler = (job: Job, token?: string, signal?: AbortSignal) => Promise<unknown>;
@@ -32,15 +32,16 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   const subscriber = createRedis(config.REDIS_URL, 'subscriber');
   const connection = createRedis(config.REDIS_URL, 'worker');
 
-  const handlers: Record<JobType, Handler> = {
-    train: createTrainProcessor({
-      store,
-      backend,
-      log,
-      isCancelled: async (id) => (await client.sismember(keys.cancelled, id)) === 1,
-      publishVersion: (version) => publishVersion(client, keys.modelEvents, version),
-    }),
-  };
+  // Training and fine-tuning share one processor: both run a child process and write a version.
+  const training = createTrainingProcessor({
+    store,
+    datasetsDir: config.datasetsDir,
+    backend,
+    log,
+    isCancelled: async (id) => (await client.sismember(keys.cancelled, id)) === 1,
+    publishVersion: (version) => publishVersion(client, keys.modelEvents, version),
+  });
+  const handlers: Record<JobType, Handler> = { train: training, finetune: training };
   checkHandlers(handlers);
 
   const worker = new Worker(

@@ -1,10 +1,11 @@
 import type { BatchProgress, EpochStats } from '../ml/train.ts';
-import type { TrainJobData } from '../queue/job-schemas.ts';
+import type { JobData } from '../queue/job-schemas.ts';
+import type { StorePaths } from './run-finetune.ts';
 import type { TrainingOutcome } from './run-training.ts';
 
 /** The protocol between a job processor and its training process (over Node's IPC channel). */
 export type ToTrainer =
-  | { type: 'start'; params: TrainJobData; backend: 'tensorflow' | 'wasm' | 'cpu' }
+  | { type: 'start'; params: JobData; backend: 'tensorflow' | 'wasm' | 'cpu'; paths: StorePaths }
   /** Stop after the current batch. */
   | { type: 'cancel' };
 

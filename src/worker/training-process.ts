@@ -1,5 +1,6 @@
 import { initBackend } from '../ml/backend.ts';
-import { TrainingCancelledError } from '../ml/train.ts';
+import { TrainingCancelledError, type BatchProgress, type EpochStats } from '../ml/train.ts';
+import { runFinetune } from './run-finetune.ts';
 import { runTraining } from './run-training.ts';
 import type { FromTrainer, ToTrainer } from './training-messages.ts';
 
@@ -16,14 +17,15 @@ process.on('message', (msg: ToTrainer) => {
 // An orphan (the worker died) has no one to report to.
 process.on('disconnect', () => process.exit(1));
 
-async function run({ params, backend }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
+async function run({ params, backend, paths }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
-    const outcome = await runTraining(params, {
-      onBatchEnd: (progress) => void send({ type: 'batch', progress }),
-      onEpochEnd: (stats) => void send({ type: 'epoch', stats }),
+    const callbacks = {
+      onBatchEnd: (progress: BatchProgress) => void send({ type: 'batch', progress }),
+      onEpochEnd: (stats: EpochStats) => void send({ type: 'epoch', stats }),
       shouldStop: () => cancelled,
-    });
+    };
+    const outcome = params.type === 'finetune' ? await runFinetune(params, paths, callbacks) : await runTraining(params, callbacks);
     await send({ type: 'done', outcome });
   } catch (err) {
     if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });

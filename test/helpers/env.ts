@@ -9,14 +9,15 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A config of its own for one test file: a fresh key prefix on the shared Redis and an empty models dir. */
 export async function testConfig(env: Record<string, string> = {}): Promise<{ config: Config; cleanup: () => Promise<void> }> {
-  const modelsDir = await mkdtemp(join(tmpdir(), 'mnist-models-'));
+  const base = await mkdtemp(join(tmpdir(), 'mnist-test-'));
+  const modelsDir = join(base, 'models');
   const prefix = `test-${randomUUID().slice(0, 8)}`;
-  const config = loadConfig({ REDIS_URL, MODELS_DIR: modelsDir, QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent', TF_BACKEND: 'wasm', MODEL_POLL_MS: '0', ...env });
+  const config = loadConfig({ REDIS_URL, MODELS_DIR: modelsDir, DATASETS_DIR: join(base, 'datasets'), QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent', TF_BACKEND: 'wasm', MODEL_POLL_MS: '0', ...env });
   return {
     config,
     cleanup: async () => {
       await deleteKeys(prefix);
-      await rm(modelsDir, { recursive: true, force: true });
+      await rm(base, { recursive: true, force: true });
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { JobNotFoundError } from '../../queue/job-service.ts';
+import { resolveJobRequest } from '../../queue/resolve-job-request.ts';
 import { errorResponses } from '../schemas/common.ts';
 import { CreateJobBody, JobListSchema, JobParams, ListJobsQuery } from '../schemas/jobs.ts';
 
@@ -10,13 +11,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/jobs', {
     schema: {
       tags: ['jobs'],
-      summary: 'Queue a training job',
-      description: 'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy.',
+      summary: 'Queue a training or fine-tuning job',
+      description:
+        'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. ' +
+        '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.',
       body: CreateJobBody,
       response: { 202: Job, ...errorResponses(400, 413, 415) },
     },
   }, async (req, reply) => {
-    const job = await app.services.jobs.enqueueTrain(req.body);
+    const { modelStore, datasetStore, jobs } = app.services;
+    const job = await jobs.enqueue(await resolveJobRequest(req.body, { modelStore, datasetStore }));
     req.log.info({ jobId: job.id, params: job.params }, 'job queued');
     return reply.status(202).header('location', `/v1/jobs/${job.id}`).send(job);
   });

@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { TrainingCancelledError } from '../ml/train.ts';
-import { InvalidJobDataError, parseTrainJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-schemas.ts';
+import { InvalidJobDataError, parseJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-schemas.ts';
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { trainInChild } from './run-in-child.ts';
@@ -9,6 +9,7 @@ import type { ToTrainer } from './training-messages.ts';
 
 export interface TrainProcessorDeps {
   store: ModelStore;
+  datasetsDir: string;
   backend: Extract<ToTrainer, { type: 'start' }>['backend'];
   log: Logger;
   isCancelled: (jobId: string) => Promise<boolean>;
@@ -18,16 +19,16 @@ export interface TrainProcessorDeps {
 }
 
 /**
- * The queue consumer for `train` jobs, "like an API route, but for the queue": validate, run the
+ * The queue consumer for `train` and `finetune` jobs, "like an API route, but for the queue": validate, run the
  * use case in a child process, relay progress, write the version, announce it.
  */
-export function createTrainProcessor(deps: TrainProcessorDeps) {
+export function createTrainingProcessor(deps: TrainProcessorDeps) {
   const interval = deps.progressIntervalMs ?? 500;
   return async (job: Job, _token?: string, signal?: AbortSignal): Promise<TrainJobResult> => {
     const log = deps.log.child({ jobId: job.id });
     let params;
     try {
-      params = parseTrainJobData(job.data);
+      params = parseJobData(job.data);
     } catch (err) {
       if (err instanceof InvalidJobDataError) throw new UnrecoverableError(err.message);
       throw err;
@@ -50,7 +51,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     let outcome;
     try {
       outcome = await trainInChild(
-        { params, backend: deps.backend },
+        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir } },
         (msg) => {
           if (msg.type === 'batch') record.progress = msg.progress;
           if (msg.type === 'epoch') {
@@ -80,8 +81,9 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     const version = await deps.store.writeVersion(outcome.files, {
       jobId: job.id!,
       createdAt: new Date().toISOString(),
-      architecture: params.architecture,
+      architecture: outcome.architecture,
       params,
+      ...(outcome.lineage && { lineage: outcome.lineage }),
       dataset: outcome.dataset,
       history: outcome.history,
       metrics: outcome.metrics,

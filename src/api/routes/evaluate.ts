@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { loadLayersModel } from '@tensorflow/tfjs-layers';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { loadMnist } from '../../data/mnist.ts';
+import { evaluateYielding, perClassAccuracy } from '../../ml/evaluate.ts';
+import { filesToArtifacts } from '../../store/model-files.ts';
+import { errorResponses, VersionParams } from '../schemas/common.ts';
+
+const EvaluateBody = Type.Object(
+  { dataset: Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' }) },
+  { additionalProperties: false },
+);
+
+const EvaluationSchema = Type.Object({
+  version: Type.Integer(),
+  dataset: Type.String(),
+  count: Type.Integer(),
+  accuracy: Type.Number(),
+  loss: Type.Number({ description: 'mean categorical cross-entropy' }),
+  perClassAccuracy: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'digit 0-9; null where the dataset has no example of it' }),
+  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted]' }),
+});
+
+export const evaluateRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/v1/models/:version/evaluate', {
+    schema: {
+      tags: ['models'],
+      summary: 'Evaluate a version on MNIST test or an uploaded dataset',
+      params: VersionParams,
+      body: EvaluateBody,
+      response: { 200: EvaluationSchema, ...errorResponses(400, 404) },
+    },
+  }, async (req) => {
+    const { version } = req.params;
+    const { dataset } = req.body;
+    const { modelStore, datasetStore } = app.services;
+    const files = await modelStore.readModelFiles(version);
+    const data = dataset === 'mnist' ? await loadMnist('test') : await datasetStore.load(dataset);
+    const model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
+    try {
+      const result = await evaluateYielding(model, data);
+      return { version, dataset, count: result.count, accuracy: result.accuracy, loss: result.loss, perClassAccuracy: perClassAccuracy(result.confusionMatrix), confusionMatrix: result.confusionMatrix };
+    } finally {
+      model.dispose();
+    }
+  });
+};

@@ -1,0 +1,19 @@
+/** An uploaded dataset that cannot be used as it is: the message names the entry and the reason. */
+export class DatasetError extends Error {
+  readonly statusCode: number;
+  constructor(message: string, statusCode = 400) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+export interface DatasetLimits {
+  /** Most images in one dataset. */
+  maxImages: number;
+  /** Largest single file inside an archive, uncompressed. */
+  maxEntryBytes: number;
+  /** Largest archive content, uncompressed: what keeps a zip bomb from filling memory. */
+  maxTotalBytes: number;
+}
+
+export const DEFAULT_DATASET_LIMITS: DatasetLimits = { maxImages: 100_000, maxEntryBytes: 8 * 1024 * 1024, maxTotalBytes: 512 * 1024 * 1024 };

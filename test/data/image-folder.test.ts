@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { test } from 'node:test';
+import { DatasetError } from '../../src/data/dataset-error.ts';
+import { readIdxUpload } from '../../src/data/idx-upload.ts';
+import { readImageFolderZip } from '../../src/data/image-folder.ts';
+import { mnistTestPngs } from '../helpers/model.ts';
+import { makeZip } from '../helpers/zip.ts';
+import { loadMnist } from '../../src/data/mnist.ts';
+
+const rejects = async (zip: Buffer, pattern: RegExp, status = 400) =>
+  assert.rejects(readImageFolderZip(zip), (err: Error) => err instanceof DatasetError && err.statusCode === status && pattern.test(err.message));
+
+test('an ImageFolder ZIP gives each PNG its folder digit, preprocessed as predict does', async () => {
+  const digits = await mnistTestPngs(12);
+  const entries = digits.map((d, i) => ({ name: `${d.label}/img${i}.PNG`, data: d.png }));
+  const data = await readImageFolderZip(makeZip([{ name: '__MACOSX/._junk', data: Buffer.from('x') }, { name: '.DS_Store', data: Buffer.from('x') }, ...entries]));
+  assert.equal(data.count, 12);
+  const test = await loadMnist('test');
+  for (let i = 0; i < 12; i++) {
+    assert.equal(data.labels[i], digits[i].label);
+    assert.deepEqual([...data.images.subarray(i * 784, (i + 1) * 784)], [...test.images.subarray(i * 784, (i + 1) * 784)]);
+  }
+});
+
+test('the digit folders may sit inside one top-level folder', async () => {
+  const [a, b] = await mnistTestPngs(2);
+  const data = await readImageFolderZip(makeZip([{ name: 'my-digits/' }, { name: `my-digits/${a.label}/a.png`, data: a.png }, { name: `my-digits/${b.label}/b.png`, data: b.png }]));
+  assert.deepEqual([...data.labels], [a.label, b.label]);
+});
+
+test('bad archives are refused with a message naming the problem', async () => {
+  const [d] = await mnistTestPngs(1);
+  await rejects(Buffer.from('PK not really a zip'), /not a readable ZIP/);
+  await rejects(makeZip([]), /no images/);
+  await rejects(makeZip([{ name: 'loose.png', data: d.png }, { name: '3/a.png', data: d.png }]), /'loose.png' is not inside a digit folder/);
+  await rejects(makeZip([{ name: 'seven/a.png', data: d.png }, { name: '7/b.png', data: d.png }]), /folder 'seven', which is not a digit/);
+  await rejects(makeZip([{ name: '7/notes.txt', data: Buffer.from('hello') }]), /'7\/notes.txt' is not a PNG/);
+  await rejects(makeZip([{ name: '7/bad.png', data: Buffer.from('\x89PNG\r\n\x1a\nbroken') }]), /'7\/bad.png'/);
+  await rejects(makeZip([{ name: '7/a.png', data: d.png }, { name: '3/' }]), /class folder '3' holds no images/);
+});
+
+test('names that climb out of the archive are refused', async () => {
+  const [d] = await mnistTestPngs(1);
+  await rejects(makeZip([{ name: '../7/a.png', data: d.png }]), /invalid/i);
+  await rejects(makeZip([{ name: '/etc/7/a.png', data: d.png }]), /invalid/i);
+  await rejects(makeZip([{ name: '7/..\\..\\a.png', data: d.png }]), /invalid/i);
+});
+
+test('a zip bomb is refused from its declared sizes, without inflating it', async () => {
+  const bomb = makeZip([{ name: '7/bomb.png', data: Buffer.alloc(64 * 1024 * 1024) }]);
+  assert.ok(bomb.length < 200 * 1024);
+  const started = performance.now();
+  await rejects(bomb, /bytes uncompressed/, 413);
+  assert.ok(performance.now() - started < 500);
+  const many = makeZip(Array.from({ length: 5 }, (_, i) => ({ name: `1/${i}.png`, data: Buffer.alloc(10) })));
+  await assert.rejects(readImageFolderZip(many, { maxImages: 3, maxEntryBytes: 1e6, maxTotalBytes: 1e7 }), /more than 3 images/);
+});
+
+function idx(dims: number[], data: Uint8Array): Buffer {
+  const h = Buffer.alloc(4 + 4 * dims.length);
+  h[2] = 8;
+  h[3] = dims.length;
+  dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([h, data]);
+}
+
+test('an IDX pair is read gzipped or not', async () => {
+  const test = await loadMnist('test');
+  const images = idx([3, 28, 28], test.images.subarray(0, 3 * 784));
+  const labels = idx([3], test.labels.subarray(0, 3));
+  for (const [i, l] of [[images, labels], [gzipSync(images), gzipSync(labels)]]) {
+    const data = readIdxUpload(i, l);
+    assert.equal(data.count, 3);
+    assert.deepEqual([...data.labels], [...test.labels.subarray(0, 3)]);
+    assert.deepEqual([...data.images], [...test.images.subarray(0, 3 * 784)]);
+  }
+  assert.throws(() => readIdxUpload(images, idx([2], test.labels.subarray(0, 2))), /3 images but 2 labels/);
+  assert.throws(() => readIdxUpload(labels, images), DatasetError);
+  assert.throws(() => readIdxUpload(Buffer.from([0x1f, 0x8b, 1, 2]), labels), /gzip/);
+});
