@@ -17,21 +17,28 @@ export const DEFAULT_LIMITS: ImageLimits = { maxSide: 4096, maxPixels: 16_000_00
 
 /** Not a PNG at all → 415. */
 export class UnsupportedMediaError extends Error {
+  override readonly name = 'UnsupportedMediaError';
   readonly statusCode = 415;
 }
 
 /** A PNG signature, but the rest cannot be decoded → 400. */
 export class CorruptImageError extends Error {
+  override readonly name = 'CorruptImageError';
   readonly statusCode = 400;
 }
 
 /** A PNG that declares more pixels than we accept → 400, refused before anything is allocated. */
 export class ImageTooLargeError extends Error {
+  override readonly name = 'ImageTooLargeError';
   readonly statusCode = 400;
 }
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const IHDR_END = 8 + 4 + 4 + 13; // signature, length, type, IHDR data
+
+/** Samples per pixel and the bit depths the PNG spec allows, by colour type. */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const BIT_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 
 export interface PngHeader {
   width: number;
@@ -46,7 +53,8 @@ export function isPng(buf: Uint8Array): boolean {
 }
 
 /** Reads the signature and IHDR only, so size limits apply before any pixel memory is allocated. */
-export function readPngHeader(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIMITS): PngHeader {
+export function readPngHeader(buf: Uint8Array, overrides: Partial<ImageLimits> = {}): PngHeader {
+  const limits = { ...DEFAULT_LIMITS, ...overrides };
   if (!isPng(buf)) throw new UnsupportedMediaError('the body is not a PNG image (only PNG is supported)');
   if (buf.length < IHDR_END) throw new CorruptImageError('the PNG is truncated before its header ends');
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -59,6 +67,11 @@ export function readPngHeader(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIM
     interlace: view[28],
   };
   if (header.width === 0 || header.height === 0) throw new CorruptImageError('the PNG declares a zero width or height');
+  // pngjs decodes impossible combinations (say RGB at 4 bits) into noise instead of failing.
+  if (!BIT_DEPTHS[header.colorType]?.includes(header.bitDepth)) {
+    throw new CorruptImageError(`the PNG declares colour type ${header.colorType} at ${header.bitDepth} bits, which PNG does not allow`);
+  }
+  if (view[26] !== 0 || view[27] !== 0 || header.interlace > 1) throw new CorruptImageError('the PNG declares an unknown compression, filter or interlace method');
   if (header.width > limits.maxSide || header.height > limits.maxSide || header.width * header.height > limits.maxPixels) {
     throw new ImageTooLargeError(
       `the PNG is ${header.width}×${header.height} pixels; at most ${limits.maxSide} pixels a side and ${limits.maxPixels} pixels in all are accepted`,
@@ -72,13 +85,11 @@ export function luminance(r: number, g: number, b: number): number {
   return 0.299 * r + 0.587 * g + 0.114 * b;
 }
 
-const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
 
 /** Bytes the decompressed image data must hold: one filter byte plus the packed pixels per row. */
 export function expectedDataBytes(h: PngHeader): number {
   const channels = CHANNELS[h.colorType];
-  if (!channels) throw new CorruptImageError(`the PNG has an invalid colour type ${h.colorType}`);
   const rowBytes = (w: number) => 1 + Math.ceil((w * channels * h.bitDepth) / 8);
   if (h.interlace === 0) return h.height * rowBytes(h.width);
   let total = 0;
@@ -123,7 +134,7 @@ function checkImageData(buf: Buffer, header: PngHeader): void {
  * composited onto white when the opaque pixels are mostly dark, and onto black otherwise; the
  * polarity step later turns "dark ink on light" into MNIST's "light ink on dark".
  */
-export function decodePng(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIMITS): GrayImage {
+export function decodePng(buf: Uint8Array, limits: Partial<ImageLimits> = {}): GrayImage {
   const header = readPngHeader(buf, limits);
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   checkImageData(bytes, header);

@@ -1,4 +1,4 @@
-import { decodePng, DEFAULT_LIMITS, type GrayImage, type ImageLimits } from './png.ts';
+import { decodePng, type GrayImage, type ImageLimits } from './png.ts';
 
 export const MNIST_SIDE = 28;
 
@@ -83,10 +83,14 @@ export const fitToMnist: Step = (img) => {
 export const MNIST_PIPELINE: Step[] = [darkBackground, fitToMnist];
 
 export function toMnistInput(img: GrayImage, steps: Step[] = MNIST_PIPELINE): Uint8Array {
+  // A caller's mismatched buffer would otherwise come out as a plausible-looking but wrong digit.
+  if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height) {
+    throw new RangeError(`an image of ${img.width}×${img.height} needs ${img.width * img.height} pixels, got ${img.data.length}`);
+  }
   return steps.reduce((acc, step) => step(acc), img).data;
 }
 
 /** Bytes of an uploaded PNG → the 784 pixels (0 = background, 255 = ink) the models take. */
-export function imageToMnistPixels(buf: Uint8Array, limits: ImageLimits = DEFAULT_LIMITS): Uint8Array {
+export function imageToMnistPixels(buf: Uint8Array, limits: Partial<ImageLimits> = {}): Uint8Array {
   return toMnistInput(decodePng(buf, limits));
 }
