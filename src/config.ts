@@ -13,7 +13,7 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis for the job queue and model events' }),
   MODELS_DIR: Type.String({ default: './models', description: 'directory (volume) holding model versions' }),
   DATASETS_DIR: Type.String({ default: './datasets', description: 'directory (volume) holding uploaded datasets' }),
-  DATASET_MAX_BYTES: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024, description: 'largest dataset upload (ZIP or IDX pair)' }),
+  UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024, description: 'largest dataset (ZIP or IDX pair) or model upload' }),
   TF_BACKEND: StringEnum(['auto', 'tensorflow', 'wasm', 'cpu'], {
     default: 'auto',
     description: 'TensorFlow.js backend: auto = tfjs-node-gpu, then tfjs-node, then wasm, then cpu',

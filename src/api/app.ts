@@ -8,6 +8,7 @@ import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
+import { modelImportRoutes } from './routes/model-import.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
@@ -55,6 +56,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   await app.register(predictRoutes);
   await app.register(datasetRoutes);
   await app.register(evaluateRoutes);
+  await app.register(modelImportRoutes);
   return app;
 }
 

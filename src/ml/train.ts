@@ -15,6 +15,13 @@ export interface TrainOptions {
   augment?: AugmentOptions;
   /** Held-out examples from elsewhere to report per-epoch validation metrics on (instead of validationSplit). */
   validation?: { data: Examples; indices: Uint32Array };
+  /** The optimizer's learning rate for each (1-based) epoch; the compiled one when absent. */
+  learningRateAt?: (epoch: number) => number;
+}
+
+/** Adam and SGD read their learning rate at every step, so changing it between epochs is a schedule. */
+function setLearningRate(model: LayersModel, lr: number): void {
+  (model.optimizer as unknown as { learningRate: number }).learningRate = lr;
 }
 
 export interface BatchProgress {
@@ -69,6 +76,7 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
   const order = new Uint32Array(trainIdx);
 
   for (let epoch = 1; epoch <= opts.epochs; epoch++) {
+    if (opts.learningRateAt) setLearningRate(model, opts.learningRateAt(epoch));
     shuffleInPlace(order, random);
     let lossSum = 0;
     let accSum = 0;

@@ -9,7 +9,8 @@ import type { FinetuneJobData } from '../queue/job-schemas.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
 import { filesToArtifacts } from '../store/model-files.ts';
 import { ModelStore } from '../store/model-store.ts';
-import { serializeModel, type TrainingOutcome } from './run-training.ts';
+import { serializeModel } from '../ml/serialize.ts';
+import type { TrainingOutcome } from './run-training.ts';
 
 export interface StorePaths {
   modelsDir: string;

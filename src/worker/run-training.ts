@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../data/mnist.ts';
 import { createModel } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
 import { train, type TrainCallbacks } from '../ml/train.ts';
 import type { TrainJobData } from '../queue/job-schemas.ts';
 import type { EpochStatsRecord, ModelMetadata, ModelMetrics } from '../store/metadata.ts';
-import { artifactsToFiles, type ModelFiles } from '../store/model-files.ts';
+import { serializeModel } from '../ml/serialize.ts';
+import type { ModelFiles } from '../store/model-files.ts';
 
 export interface TrainingOutcome {
   files: ModelFiles;
@@ -48,14 +48,3 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   }
 }
 
-/** The model in TensorFlow.js layers format, in memory, ready for the store. */
-export async function serializeModel(model: LayersModel): Promise<ModelFiles> {
-  let files: ModelFiles | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      files = artifactsToFiles(artifacts);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return files!;
-}

@@ -9,7 +9,7 @@ import { makeZip } from '../helpers/zip.ts';
 let api: TestApi;
 let zip: Buffer;
 before(async () => {
-  api = await startTestApi({ DATASET_MAX_BYTES: String(2 * 1024 * 1024) });
+  api = await startTestApi({ UPLOAD_MAX_BYTES: String(2 * 1024 * 1024) });
   const digits = await mnistTestPngs(40);
   zip = makeZip(digits.map((d, i) => ({ name: `${d.label}/${i}.png`, data: d.png })));
 });

@@ -91,3 +91,13 @@ test('evaluation counts every example once in the confusion matrix', async () =>
   assert.ok(result.loss > 0);
   model.dispose();
 });
+
+test('a learning-rate schedule sets the rate of each epoch', async () => {
+  const data = await subset(128);
+  const model = createModel('cnn', { learningRate: 0.001, seed: 6 });
+  const seen: number[] = [];
+  const rate = () => (model.optimizer as unknown as { learningRate: number }).learningRate;
+  await train(model, data, { epochs: 3, batchSize: 64, validationSplit: 0, seed: 6, learningRateAt: (e) => 0.001 * 0.5 ** (e - 1) }, { onEpochEnd: () => seen.push(rate()) });
+  assert.deepEqual(seen, [0.001, 0.0005, 0.00025]);
+  model.dispose();
+});

@@ -43,7 +43,7 @@ async function readUpload(req: FastifyRequest, maxBytes: number): Promise<Upload
 }
 
 export const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const maxBytes = app.services.config.DATASET_MAX_BYTES;
+  const maxBytes = app.services.config.UPLOAD_MAX_BYTES;
   app.addContentTypeParser(ZIP_TYPES, { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
 
   app.post('/v1/datasets', {
