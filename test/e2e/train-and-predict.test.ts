@@ -9,6 +9,7 @@ import { initBackend } from '../../src/ml/backend.ts';
 import { evaluate } from '../../src/ml/evaluate.ts';
 import { testConfig, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
+import { makeZip } from '../helpers/zip.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 
 // The whole path as a user takes it: HTTP → BullMQ → a real worker process → model store → serving.
@@ -22,7 +23,7 @@ before(async () => {
   cleanup = clean;
   modelsDir = config.modelsDir;
   const port = await freePort();
-  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, MODELS_DIR: modelsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', MODEL_POLL_MS: '1000' };
+  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, MODELS_DIR: modelsDir, DATASETS_DIR: config.datasetsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', MODEL_POLL_MS: '1000' };
   procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
   base = `http://127.0.0.1:${port}`;
   await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err) => {
@@ -124,4 +125,21 @@ test('a running job cancelled through the API stops, writes no model, and the wo
   assert.equal(done.state, 'succeeded', done.error);
   assert.equal(done.modelVersion, 2, 'the cancelled job took no version number');
   assert.deepEqual((await readdir(modelsDir)).filter((n) => !n.startsWith('.')).sort(), ['1', '2']);
+});
+
+test('an uploaded ImageFolder ZIP fine-tunes version 1 into a new version with its lineage', async () => {
+  const digits = await mnistTestPngs(300, 2000);
+  const zip = makeZip(digits.map((d, i) => ({ name: `handwriting/${d.label}/${i}.png`, data: d.png })));
+  const upload = await json('/v1/datasets', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+  assert.equal(upload.status, 201, JSON.stringify(upload.body));
+  const { body: job } = await postJob({ type: 'finetune', baseModel: 1, dataset: upload.body.id, epochs: 2, seed: 6 });
+  const done = await waitForJob(job.id, ['succeeded', 'failed'], 120_000);
+  assert.equal(done.state, 'succeeded', done.error);
+  const meta = (await json(`/v1/models/${done.modelVersion}`)).body;
+  assert.deepEqual(meta.lineage, { baseVersion: 1, dataset: upload.body.id });
+  assert.equal(meta.metrics.heldOut.count, 60);
+  assert.ok(meta.metrics.testAccuracy > 0.8, `MNIST test ${meta.metrics.testAccuracy}`);
+  const [d] = await mnistTestPngs(1, 9000);
+  const res = await json(`/v1/predict?version=${done.modelVersion}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(d.png) });
+  assert.equal(res.body.modelVersion, done.modelVersion);
 });
