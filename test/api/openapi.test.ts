@@ -13,8 +13,11 @@ test('every public route is documented with its responses', async () => {
   const expected = {
     '/v1/jobs': ['get', 'post'],
     '/v1/jobs/{id}': ['delete', 'get'],
-    '/v1/models': ['get'],
+    '/v1/models': ['get', 'post'],
     '/v1/models/{version}': ['get'],
+    '/v1/models/{version}/evaluate': ['post'],
+    '/v1/datasets': ['get', 'post'],
+    '/v1/datasets/{id}': ['delete', 'get'],
     '/v1/models/{version}/{file}': ['get'],
     '/v1/predict': ['post'],
     '/healthz': ['get'],
