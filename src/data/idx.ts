@@ -32,6 +32,15 @@ export function parseIdx(buf: Uint8Array, expectedDims: number): IdxArray {
   return { shape, data: buf.subarray(headerBytes) };
 }
 
+/** The inverse of parseIdx, for unsigned bytes: how uploaded datasets are stored. */
+export function encodeIdx(shape: number[], data: Uint8Array): Buffer {
+  const header = Buffer.alloc(4 + 4 * shape.length);
+  header[2] = IDX_TYPE_UBYTE;
+  header[3] = shape.length;
+  shape.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([header, data]);
+}
+
 export interface LabelledImages {
   /** count × 28 × 28 pixels, 0 = background, 255 = ink, row-major. */
   images: Uint8Array;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Type, type Static } from 'typebox';
-import { parseIdxPair, type LabelledImages } from '../data/idx.ts';
+import { encodeIdx, parseIdxPair, type LabelledImages } from '../data/idx.ts';
 import { StringEnum } from '../schemas/string-enum.ts';
 
 export const DatasetInfoSchema = Type.Object(
@@ -31,14 +31,6 @@ const INFO = 'dataset.json';
 const IMAGES = 'images-idx3-ubyte';
 const LABELS = 'labels-idx1-ubyte';
 
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = 0x08;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, data]);
-}
-
 /**
  * Uploaded datasets, already preprocessed, as an MNIST-style IDX pair plus `dataset.json`, each in
  * its own directory written under a temporary name and renamed into place (never half-written).
@@ -48,8 +40,8 @@ export class DatasetStore {
 
   async create(data: LabelledImages, meta: { name: string; format: DatasetInfo['format'] }): Promise<DatasetInfo> {
     const id = `ds_${randomBytes(6).toString('hex')}`;
-    const images = idx([data.count, 28, 28], data.images);
-    const labels = idx([data.count], data.labels);
+    const images = encodeIdx([data.count, 28, 28], data.images);
+    const labels = encodeIdx([data.count], data.labels);
     const classCounts = new Array<number>(10).fill(0);
     for (const l of data.labels) classCounts[l]++;
     const info: DatasetInfo = {

@@ -7,6 +7,7 @@ import { readImageFolderZip } from '../../src/data/image-folder.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { loadMnist } from '../../src/data/mnist.ts';
+import { encodeIdx } from '../../src/data/idx.ts';
 
 const rejects = async (zip: Buffer, pattern: RegExp, status = 400) =>
   assert.rejects(readImageFolderZip(zip), (err: Error) => err instanceof DatasetError && err.statusCode === status && pattern.test(err.message));
@@ -57,25 +58,17 @@ test('a zip bomb is refused from its declared sizes, without inflating it', asyn
   await assert.rejects(readImageFolderZip(many, { maxImages: 3, maxEntryBytes: 1e6, maxTotalBytes: 1e7 }), /more than 3 images/);
 });
 
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const h = Buffer.alloc(4 + 4 * dims.length);
-  h[2] = 8;
-  h[3] = dims.length;
-  dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([h, data]);
-}
-
 test('an IDX pair is read gzipped or not', async () => {
   const test = await loadMnist('test');
-  const images = idx([3, 28, 28], test.images.subarray(0, 3 * 784));
-  const labels = idx([3], test.labels.subarray(0, 3));
+  const images = encodeIdx([3, 28, 28], test.images.subarray(0, 3 * 784));
+  const labels = encodeIdx([3], test.labels.subarray(0, 3));
   for (const [i, l] of [[images, labels], [gzipSync(images), gzipSync(labels)]]) {
     const data = readIdxUpload(i, l);
     assert.equal(data.count, 3);
     assert.deepEqual([...data.labels], [...test.labels.subarray(0, 3)]);
     assert.deepEqual([...data.images], [...test.images.subarray(0, 3 * 784)]);
   }
-  assert.throws(() => readIdxUpload(images, idx([2], test.labels.subarray(0, 2))), /3 images but 2 labels/);
+  assert.throws(() => readIdxUpload(images, encodeIdx([2], test.labels.subarray(0, 2))), /3 images but 2 labels/);
   assert.throws(() => readIdxUpload(labels, images), DatasetError);
   assert.throws(() => readIdxUpload(Buffer.from([0x1f, 0x8b, 1, 2]), labels), /gzip/);
 });
