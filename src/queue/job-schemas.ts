@@ -32,6 +32,10 @@ export const TrainParamsSchema = Type.Object(
     epochs: Type.Integer({ minimum: 1, maximum: 200, default: DEFAULT_EPOCHS }),
     batchSize: Type.Integer({ minimum: 1, maximum: 4096, default: 128 }),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.001, description: 'Adam learning rate' }),
+    learningRateSchedule: StringEnum(['step', 'constant'], {
+      default: 'step',
+      description: '"step": the last quarter of the epochs (rounded down, so none below 4 epochs) run at a tenth of learningRate, which settles the weights; "constant": learningRate throughout',
+    }),
     limit: Type.Integer({ minimum: 10, maximum: 60000, default: 60000, description: 'how many of the 60k MNIST training images to use' }),
     validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0, description: 'fraction of the training images held out for per-epoch validation metrics' }),
     seed: seedField(),

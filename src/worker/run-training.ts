@@ -32,7 +32,7 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
 
   const model = createModel(params.architecture, { learningRate: params.learningRate, seed: params.seed });
   try {
-    const history = await train(model, examples, params, callbacks);
+    const history = await train(model, examples, { ...params, learningRateAt: learningRateSchedule(params) }, callbacks);
     const test = evaluate(model, testSet);
     return {
       files: await serializeModel(model),
@@ -48,3 +48,10 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   }
 }
 
+
+/** The per-epoch learning rate of a train job (see `learningRateSchedule` in its schema). */
+export function learningRateSchedule(params: Pick<TrainJobData, 'epochs' | 'learningRate' | 'learningRateSchedule'>): ((epoch: number) => number) | undefined {
+  if (params.learningRateSchedule !== 'step') return undefined;
+  const lastFast = params.epochs - Math.floor(params.epochs / 4); // short jobs (< 4 epochs) keep one rate
+  return (epoch) => (epoch > lastFast ? params.learningRate / 10 : params.learningRate);
+}

@@ -19,7 +19,7 @@ describe('POST /v1/jobs', () => {
     assert.equal(job.state, 'queued');
     assert.equal(job.type, 'train');
     assert.deepEqual({ ...job.params, seed: undefined }, {
-      type: 'train', architecture: 'cnn', epochs: 12, batchSize: 128, learningRate: 0.001, limit: 60000, validationSplit: 0, seed: undefined,
+      type: 'train', architecture: 'cnn', epochs: 12, batchSize: 128, learningRate: 0.001, learningRateSchedule: 'step', limit: 60000, validationSplit: 0, seed: undefined,
     });
     assert.ok(Number.isInteger(job.params.seed));
     assert.equal(job.progress, null);
@@ -30,7 +30,7 @@ describe('POST /v1/jobs', () => {
   test('given parameters are kept', async () => {
     const res = await post({ type: 'train', architecture: 'lenet5', epochs: 2, batchSize: 32, learningRate: 0.01, limit: 500, validationSplit: 0.2, seed: 42 });
     assert.equal(res.statusCode, 202);
-    assert.deepEqual(res.json().params, { type: 'train', architecture: 'lenet5', epochs: 2, batchSize: 32, learningRate: 0.01, limit: 500, validationSplit: 0.2, seed: 42 });
+    assert.deepEqual(res.json().params, { type: 'train', architecture: 'lenet5', epochs: 2, batchSize: 32, learningRate: 0.01, learningRateSchedule: 'step', limit: 500, validationSplit: 0.2, seed: 42 });
   });
 
   const invalid: [string, unknown, RegExp][] = [

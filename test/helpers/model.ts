@@ -11,6 +11,7 @@ export const SMALL_TRAINING: TrainJobData = {
   epochs: 1,
   batchSize: 32,
   learningRate: 0.002,
+  learningRateSchedule: 'constant',
   limit: 2000,
   validationSplit: 0,
   seed: 7,

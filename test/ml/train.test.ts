@@ -101,3 +101,11 @@ test('a learning-rate schedule sets the rate of each epoch', async () => {
   assert.deepEqual(seen, [0.001, 0.0005, 0.00025]);
   model.dispose();
 });
+
+test('the step schedule runs the last quarter of the epochs at a tenth of the rate', async () => {
+  const { learningRateSchedule } = await import('../../src/worker/run-training.ts');
+  const at = learningRateSchedule({ epochs: 12, learningRate: 0.001, learningRateSchedule: 'step' })!;
+  assert.deepEqual([1, 9, 10, 12].map(at), [0.001, 0.001, 0.0001, 0.0001]);
+  assert.deepEqual([1, 2, 3].map(learningRateSchedule({ epochs: 3, learningRate: 0.001, learningRateSchedule: 'step' })!), [0.001, 0.001, 0.001]);
+  assert.equal(learningRateSchedule({ epochs: 12, learningRate: 0.001, learningRateSchedule: 'constant' }), undefined);
+});
