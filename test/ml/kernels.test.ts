@@ -120,6 +120,75 @@ test('maxPool gradient goes to the maximum when every value in the window is neg
   dx.dispose();
 });
 
+const MATMUL_CASES: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [
+  { a: [7, 5], b: [5, 3], ta: false, tb: false },
+  { a: [5, 7], b: [5, 3], ta: true, tb: false }, // a dense layer's dW = xᵀ·dy
+  { a: [7, 5], b: [3, 5], ta: false, tb: true }, // a dense layer's dx = dy·Wᵀ
+  { a: [5, 7], b: [3, 5], ta: true, tb: true },
+  { a: [1, 5, 7], b: [1, 3, 5], ta: true, tb: true }, // rank 3 with a batch of one keeps its rank
+  { a: [2, 5, 7], b: [2, 5, 3], ta: true, tb: false }, // batched: the stock kernel
+];
+
+/** Values and shape of f's single output on one backend. */
+async function one(backend: 'cpu' | 'wasm', f: () => tf.Tensor): Promise<{ values: Float32Array; shape: number[] }> {
+  await tf.setBackend(backend);
+  const out = f();
+  const result = { values: out.dataSync() as Float32Array, shape: out.shape };
+  out.dispose();
+  return result;
+}
+
+for (const [i, c] of MATMUL_CASES.entries()) {
+  test(`matMul on wasm matches cpu: a ${c.a}${c.ta ? 'ᵀ' : ''} · b ${c.b}${c.tb ? 'ᵀ' : ''}`, async () => {
+    const f = () => tf.tidy(() => tf.matMul(tf.tensor(seeded(sizeOf(c.a), 700 + i), c.a), tf.tensor(seeded(sizeOf(c.b), 710 + i), c.b), c.ta, c.tb));
+    const cpu = await one('cpu', f);
+    const wasm = await one('wasm', f);
+    assert.deepEqual(wasm.shape, cpu.shape);
+    assert.ok(maxRelDiff(wasm.values, cpu.values) < 1e-5, `differs by ${maxRelDiff(wasm.values, cpu.values)}`);
+  });
+}
+
+const SUM_CASES: { x: number[]; axis: number[]; keepDims?: boolean }[] = [
+  { x: [4, 5, 6, 16], axis: [0, 1, 2] }, // a conv bias gradient
+  { x: [4, 5, 6, 13], axis: [0, 1, 2], keepDims: true }, // channels not a multiple of 8
+  { x: [64, 10], axis: [0] }, // a dense bias gradient
+  { x: [3, 4, 5], axis: [0, 1] },
+  { x: [3, 4, 5], axis: [1, 2] }, // trailing axes: the stock kernel
+  { x: [3, 4, 5], axis: [0, 2] }, // not leading: the stock kernel
+];
+
+for (const [i, c] of SUM_CASES.entries()) {
+  test(`sum on wasm matches cpu: x ${c.x} over axes ${c.axis}${c.keepDims ? ', keepDims' : ''}`, async () => {
+    const f = () => tf.tidy(() => tf.sum(tf.tensor(seeded(sizeOf(c.x), 800 + i), c.x), c.axis, c.keepDims));
+    const cpu = await one('cpu', f);
+    const wasm = await one('wasm', f);
+    assert.deepEqual(wasm.shape, cpu.shape);
+    assert.ok(maxRelDiff(wasm.values, cpu.values) < 1e-5, `differs by ${maxRelDiff(wasm.values, cpu.values)}`);
+  });
+}
+
+test('a bias gradient summed over 100k rows keeps float32 precision', async () => {
+  await tf.setBackend('wasm');
+  const ones = tf.ones([100_000, 8]);
+  const plus = tf.fill([100_000, 8], 1e-4);
+  const s = tf.tidy(() => tf.sum(tf.add(ones, plus), [0]));
+  assert.ok(Math.abs(s.dataSync()[3] - 100_010) < 1e-2, `sum ${s.dataSync()[3]}`);
+  tf.dispose([ones, plus, s]);
+});
+
+test('identity on wasm shares the data instead of copying it, and frees it with the last reference', async () => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as BackendWasm;
+  const x = tf.tensor([1, 2, 3]);
+  const before = backend.numDataIds();
+  const y = tf.engine().runKernel('Identity', { x }) as tf.Tensor;
+  assert.equal(backend.numDataIds(), before);
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+  y.dispose();
+  assert.equal(backend.numDataIds(), before - 1);
+});
+
 test('one training step of a small CNN gives the same weights on wasm as on cpu', async () => {
   const x = seeded(8 * 12 * 12, 7);
   const y = Float32Array.from({ length: 8 * 3 }, (_, i) => (i % 3 === Math.floor(i / 3) % 3 ? 1 : 0));

@@ -1,8 +1,11 @@
 import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the stock kernels that ours wrap or replace
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
+import { makeBatchMatMulConfig } from './batch-mat-mul.ts';
 import { makeConv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { makeIdentityConfig } from './identity.ts';
 import { maxPoolGradConfig } from './max-pool-grad.ts';
+import { makeSumConfig } from './sum.ts';
 
 const ours = new Set<KernelConfig>();
 
@@ -19,16 +22,24 @@ function isOurs(kernelName: string): boolean {
   return current !== undefined && ours.has(current);
 }
 
+/** Installs a kernel that handles some cases itself and hands the rest to the stock one it wraps. */
+function wrapStock(kernelName: string, wrap: (stock: KernelConfig) => KernelConfig): void {
+  const stock = getKernel(kernelName, 'wasm');
+  if (stock && !ours.has(stock)) install(wrap(stock));
+}
+
 /**
- * The project's wasm training kernels: the missing Conv2DBackpropFilter, and faster Conv2DBackpropInput
- * and MaxPoolGrad. Idempotent. Call it before tf.setBackend('wasm'): setBackend runs the registered
- * kernels' setupFuncs, and the Conv2DBackpropInput replacement carries the stock kernel's setup for
- * its fallback path.
+ * The project's wasm training kernels: the missing Conv2DBackpropFilter, and faster Conv2DBackpropInput,
+ * MaxPoolGrad, transposed BatchMatMul, bias-gradient Sum and a copy-free Identity. Idempotent. Call it
+ * before tf.setBackend('wasm'): setBackend runs the registered kernels' setupFuncs, and the wrappers
+ * carry the stock kernel's setup for their fallback paths.
  */
 export function registerWasmKernels(): string[] {
   if (!isOurs('Conv2DBackpropFilter')) install(conv2DBackpropFilterConfig);
-  const stockInput = getKernel('Conv2DBackpropInput', 'wasm');
-  if (stockInput && !ours.has(stockInput)) install(makeConv2DBackpropInputConfig(stockInput));
+  wrapStock('Conv2DBackpropInput', makeConv2DBackpropInputConfig);
   if (!isOurs('MaxPoolGrad')) install(maxPoolGradConfig);
-  return ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad'];
+  wrapStock('BatchMatMul', makeBatchMatMulConfig);
+  wrapStock('Sum', makeSumConfig);
+  wrapStock('Identity', makeIdentityConfig);
+  return ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity'];
 }

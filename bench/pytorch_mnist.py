@@ -1,0 +1,124 @@
+"""The seed's MNIST CNN in PyTorch: the peer that `npm run bench:train` measures the service against.
+
+Same model as the service's `cnn` architecture (two 5x5 conv + ReLU + 2x2 max-pool blocks with 16 and
+32 filters, then a dense layer over the 10 digits), batch 128, Adam 1e-3, cross-entropy, the whole data
+set already in memory as float tensors. Reads the IDX files the service trains on.
+
+    python3 bench/pytorch_mnist.py --data DIR [--epochs 1] [--threads 2] [--target 0.99]
+
+Prints one JSON object per line: an "epoch" line after every epoch (training images/s, test accuracy,
+wall seconds since training started) and a final "result" line (also inference images/s over the test
+set, and the seconds until the test accuracy first reached --target, if it did).
+"""
+
+import argparse
+import json
+import struct
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def read_idx(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    _, dtype, dims = struct.unpack(">HBB", data[:4])
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load(data_dir, images, labels):
+    x = torch.from_numpy(read_idx(f"{data_dir}/{images}").astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(read_idx(f"{data_dir}/{labels}").astype(np.int64))
+    return x, y
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def accuracy(model, x, y, batch_size=1000):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            correct += (model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum().item()
+    return correct / len(x)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True, help="directory with the four MNIST IDX files")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--target", type=float, default=None, help="stop once the test accuracy reaches this")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    x_train, y_train = load(args.data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    x_test, y_test = load(args.data, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    started = time.perf_counter()
+    train_seconds = 0.0
+    trained = 0
+    reached = None
+    test_acc = None
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train))
+        t0 = time.perf_counter()
+        for i in range(0, len(order), args.batch_size):
+            idx = order[i : i + args.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        trained += len(order)
+        test_acc = accuracy(model, x_test, y_test)
+        elapsed = time.perf_counter() - started
+        print(json.dumps({"type": "epoch", "epoch": epoch, "trainImagesPerSec": len(order) / seconds, "testAccuracy": test_acc, "elapsedSec": elapsed}), flush=True)
+        if args.target is not None and test_acc >= args.target:
+            reached = elapsed
+            break
+
+    accuracy(model, x_test[:1000], y_test[:1000])  # warm-up
+    t0 = time.perf_counter()
+    accuracy(model, x_test, y_test)
+    inference = len(x_test) / (time.perf_counter() - t0)
+    print(json.dumps({
+        "type": "result",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "trainImagesPerSec": trained / train_seconds,
+        "inferenceImagesPerSec": inference,
+        "testAccuracy": test_acc,
+        "secondsToTarget": reached,
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
