@@ -21,8 +21,21 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
   QUEUE_PREFIX: Type.String({ default: 'mnist', description: 'Redis key prefix, so several deployments can share one Redis' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 5 * 1024 * 1024, description: 'largest request body accepted' }),
-  MAX_IMAGES_PER_REQUEST: Type.Integer({ minimum: 1, default: 64, description: 'most images in one multipart predict request' }),
-  MODEL_POLL_MS: Type.Integer({ minimum: 0, default: 5000, description: 'how often the API re-reads the models directory in case a "version ready" event was missed (0 = never)' }),
+  MAX_IMAGES_PER_REQUEST: Type.Integer({ minimum: 1, default: 64, description: 'most images in one predict request (multipart files or JSON array items)' }),
+  MODEL_POLL_MS: Type.Integer({
+    minimum: 0,
+    default: 1000,
+    description: 'how often the API re-checks the models directory and the pin, should both a "version ready" event and the directory watch miss a change (0 = never)',
+  }),
+  MODEL_CACHE_SIZE: Type.Integer({ minimum: 1, default: 3, description: 'most model versions the API holds in memory: the served one plus recently used ones (?version=N, previously served)' }),
+  PREDICT_MAX_BATCH_SIZE: Type.Integer({ minimum: 1, default: 32, description: 'most images in one model call when concurrent predict requests are batched (as TF Serving max_batch_size)' }),
+  PREDICT_BATCH_TIMEOUT_MS: Type.Number({
+    minimum: 0,
+    maximum: 1000,
+    default: 1,
+    description: 'how long a predict request waits for others to batch with when the model is idle (as TF Serving batch_timeout_micros, in ms; 0 = only those already arrived)',
+  }),
+  PREDICT_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API; 0 = run inference on the HTTP event loop' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 1, description: 'training jobs one worker process runs at once' }),
 });
 

@@ -10,6 +10,7 @@ import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelImportRoutes } from './routes/model-import.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { ErrorSchema } from './schemas/common.ts';
@@ -50,6 +51,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(metricsRoutes); // first: its hook times every route
   await app.register(healthRoutes);
   await app.register(jobRoutes);
   await app.register(modelRoutes);

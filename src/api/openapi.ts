@@ -1,3 +1,5 @@
+import { PredictJsonBody } from './schemas/predict.ts';
+
 /** The parts of the OpenAPI document that no route schema carries. */
 export const openapiDocument = {
   openapi: '3.0.3',
@@ -19,11 +21,12 @@ export const openapiDocument = {
 };
 
 /**
- * /v1/predict reads its body itself (PNG bytes or multipart files), so Fastify validates nothing there;
- * this is what the docs show for it.
+ * /v1/predict reads PNG and multipart bodies itself, so Fastify validates only the JSON one; this
+ * is what the docs show for all three.
  */
 export const predictRequestBodyDoc = {
   content: {
+    'application/json': { schema: PredictJsonBody },
     'image/png': { schema: { type: 'string', format: 'binary', description: 'one PNG image' } },
     'multipart/form-data': {
       schema: {

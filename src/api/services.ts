@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { JobService } from '../queue/job-service.ts';
+import type { PredictBatcher } from '../serving/batcher.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
+import type { ApiMetrics } from './metrics.ts';
 
 /** What the routes need from the rest of the service; built by api.ts, or by a test. */
 export interface ApiServices {
@@ -12,6 +14,8 @@ export interface ApiServices {
   modelStore: ModelStore;
   datasetStore: DatasetStore;
   registry: ModelRegistry;
+  batcher: PredictBatcher;
+  metrics: ApiMetrics;
   redis: Redis;
 }
 

@@ -1,14 +1,19 @@
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { JobService } from '../queue/job-service.ts';
 import { TRAINING_QUEUE, redisKeys } from '../queue/names.ts';
 import { createRedis } from '../queue/redis.ts';
+import { PredictBatcher } from '../serving/batcher.ts';
+import { LocalEngine, type InferenceEngine } from '../serving/inference.ts';
+import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
-import { subscribeVersions } from '../store/model-events.ts';
+import { RedisPinStore } from '../serving/serving-pin.ts';
+import { followModelChanges } from '../store/model-events.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { buildApp, type App } from './app.ts';
+import { ApiMetrics } from './metrics.ts';
 
 export interface RunningApi {
   app: App;
@@ -31,26 +36,44 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   });
   const modelStore = new ModelStore(config.modelsDir);
   const datasetStore = new DatasetStore(config.datasetsDir);
-  const registry = new ModelRegistry(modelStore, log);
   const jobs = new JobService(queue, redis, keys);
 
-  await registry.refresh();
-  await subscribeVersions(subscriber, keys.modelEvents, (version) => {
-    log.info({ version }, 'model version announced');
-    void registry.refresh();
-  });
-  // Pub/sub is fire-and-forget; a poll catches a version announced while we were disconnected.
-  const poll = config.MODEL_POLL_MS > 0 ? setInterval(() => void registry.refresh(), config.MODEL_POLL_MS).unref() : undefined;
+  const engine: InferenceEngine = config.PREDICT_WORKERS > 0 ? await InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log) : new LocalEngine();
+  const registry = new ModelRegistry(modelStore, engine, log, { cacheSize: config.MODEL_CACHE_SIZE, pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents) });
+  const metrics = new ApiMetrics({ jobCounts: () => queue.getJobCounts() });
+  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
 
-  const app = await buildApp({ config, jobs, modelStore, datasetStore, registry, redis }, { loggerInstance: log });
+  await registry.refresh();
+  const stopFollowing = await followModelChanges({
+    subscriber,
+    channel: keys.modelEvents,
+    dir: config.modelsDir,
+    pollMs: config.MODEL_POLL_MS,
+    onChange: () => void registry.refresh(),
+    log,
+  });
+
+  // Job durations for /metrics: BullMQ's events stream, read on a connection of its own (it blocks).
+  const eventsConnection = createRedis(config.REDIS_URL, 'subscriber');
+  eventsConnection.on('error', () => undefined); // reported by queueEvents below
+  const queueEvents = new QueueEvents(TRAINING_QUEUE, { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+  queueEvents.on('error', (err) => log.warn({ err: err.message }, 'queue events error'));
+  const observeJob = (outcome: 'completed' | 'failed') => ({ jobId }: { jobId: string }) => {
+    void queue.getJob(jobId).then((job) => job && metrics.observeJob(outcome, job.processedOn, job.finishedOn), () => undefined);
+  };
+  queueEvents.on('completed', observeJob('completed'));
+  queueEvents.on('failed', observeJob('failed'));
+
+  const app = await buildApp({ config, jobs, modelStore, datasetStore, registry, batcher, metrics, redis }, { loggerInstance: log });
   return {
     app,
     close: async () => {
-      if (poll) clearInterval(poll);
+      await stopFollowing();
       await app.close();
-      await queue.close();
+      await Promise.allSettled([queue.close(), queueEvents.close()]);
       registry.dispose();
-      await Promise.allSettled([subscriber.quit(), redis.quit()]);
+      await engine.close();
+      await Promise.allSettled([subscriber.quit(), redis.quit(), eventsConnection.quit()]);
     },
   };
 }

@@ -12,8 +12,10 @@ export function redisKeys(prefix: string) {
     cancelled: `${prefix}:jobs:cancelled`,
     /** Pub/sub: job ids to cancel; every worker listens, the one running the job stops it. */
     cancelChannel: `${prefix}:jobs:cancel`,
-    /** Pub/sub: `{"version": N}` when a model version has been written. */
+    /** Pub/sub: `{"version": N}` when a model version has been written, `{"pinned": N|null}` when the pin changes. */
     modelEvents: `${prefix}:models:events`,
+    /** The pinned (served) model version, shared by every API replica; absent = serve the newest. */
+    modelPin: `${prefix}:models:pinned`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

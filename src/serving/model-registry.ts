@@ -1,10 +1,9 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import type { Logger } from 'pino';
 import { NUM_CLASSES } from '../ml/architectures.ts';
-import { imagesToTensor, PIXELS } from '../ml/batch.ts';
-import { filesToArtifacts } from '../store/model-files.ts';
+import { PIXELS } from '../ml/batch.ts';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
+import type { InferenceEngine, ModelHandle } from './inference.ts';
+import { MemoryPinStore, type PinStore } from './serving-pin.ts';
 
 export class NoModelError extends Error {
   readonly statusCode = 503;
@@ -14,120 +13,314 @@ export class NoModelError extends Error {
   }
 }
 
+/** A version that exists but cannot be served (it fails to load or to run its warm-up). */
+export class UnservableVersionError extends Error {
+  readonly statusCode = 409;
+}
+
 export interface Prediction {
   digit: number;
   confidence: number;
   probabilities: number[];
 }
 
+/** A loaded version borrowed for one model call; it is not unloaded until every lease is released. */
+export interface Lease {
+  readonly version: number;
+  readonly handle: ModelHandle;
+  release(): void;
+}
+
+export interface ServingStatus {
+  servedVersion: number | null;
+  pinnedVersion: number | null;
+  latestVersion: number | null;
+  loadedVersions: number[];
+}
+
 interface Loaded {
   version: number;
-  model: LayersModel;
+  handle: ModelHandle;
+  leases: number;
+  retired: boolean;
+}
+
+interface CacheEntry {
+  promise: Promise<Loaded>;
+  loaded?: Loaded;
+}
+
+export interface RegistryOptions {
+  /** Most versions held in memory at once, the served one included (an LRU of the others). */
+  cacheSize?: number;
+  /** Where the pin lives; Redis in the service, so replicas agree. */
+  pins?: PinStore;
+  /** A version that failed to load is not tried again (by refresh or by ?version=) for this long. */
+  retryFailedAfterMs?: number;
+}
+
+export function toPredictions(probabilities: Float32Array, count: number): Prediction[] {
+  return Array.from({ length: count }, (_, i) => {
+    const p = Array.from(probabilities.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+    let digit = 0;
+    for (let c = 1; c < NUM_CLASSES; c++) if (p[c] > p[digit]) digit = c;
+    return { digit, confidence: p[digit], probabilities: p };
+  });
 }
 
 /**
- * The models the API serves: the latest version (hot-swapped when a newer one appears) plus a few
- * recently requested pinned versions. A new version is loaded and warmed up before it replaces the
- * current one, and one that fails to load never replaces a good one.
+ * The model versions the API serves. "Served" is the pinned version if an operator pinned one,
+ * else the newest version that loads. Switching is done the way TensorFlow Serving users wish it
+ * always were:
+ * - a version is loaded and warmed up (one inference) before it takes traffic, and the old one
+ *   answers until that moment — no gap, no first-request latency spike;
+ * - a version that fails to load or to warm up never replaces a good one (nor is it retried on
+ *   every poll);
+ * - a model call holds a lease on its version, so a switch or an LRU eviction never unloads a
+ *   model under a running batch: every response comes whole from one version.
+ * Versions asked for explicitly (`?version=N`) are loaded on demand into a small LRU, along with the
+ * previously served ones, which makes a rollback instant.
  */
 export class ModelRegistry {
-  private current: Loaded | undefined;
-  private readonly others = new Map<number, Promise<Loaded>>();
-  private refreshing: Promise<void> = Promise.resolve();
+  private served: Loaded | undefined;
+  private pinned: number | undefined;
+  private readonly cache = new Map<number, CacheEntry>();
+  private readonly failures = new Map<number, { at: number; message: string }>();
+  private readonly cacheSize: number;
+  private readonly pins: PinStore;
+  private readonly retryFailedAfterMs: number;
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
+  private closed = false;
 
   constructor(
     private readonly store: ModelStore,
+    private readonly engine: InferenceEngine,
     private readonly log: Logger,
-    private readonly cacheSize = 3,
-  ) {}
-
-  get servedVersion(): number | undefined {
-    return this.current?.version;
+    opts: RegistryOptions = {},
+  ) {
+    this.cacheSize = Math.max(1, opts.cacheSize ?? 3);
+    this.pins = opts.pins ?? new MemoryPinStore();
+    this.retryFailedAfterMs = opts.retryFailedAfterMs ?? 30_000;
   }
 
-  /** Loads the latest version if it is newer than the one served; safe to call often and concurrently. */
+  get servedVersion(): number | undefined {
+    return this.served?.version;
+  }
+
+  /** The pin as last read from the pin store. */
+  get pinnedVersion(): number | undefined {
+    return this.pinned;
+  }
+
+  get loadedVersions(): number[] {
+    return [...this.cache.values()].flatMap((e) => (e.loaded ? [e.loaded.version] : [])).sort((a, b) => b - a);
+  }
+
+  async status(): Promise<ServingStatus> {
+    return {
+      servedVersion: this.served?.version ?? null,
+      pinnedVersion: this.pinned ?? null,
+      latestVersion: (await this.store.latestVersion()) ?? null,
+      loadedVersions: this.loadedVersions,
+    };
+  }
+
+  /**
+   * Re-reads the pin and the store and switches to what should be served. Safe to call often and
+   * concurrently: calls during a refresh coalesce into one more refresh after it.
+   */
   refresh(): Promise<void> {
-    this.refreshing = this.refreshing.then(() => this.refreshOnce()).catch((err) => this.log.error({ err }, 'model refresh failed'));
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    const run = async (): Promise<void> => {
+      try {
+        do {
+          this.refreshAgain = false;
+          await this.refreshOnce().catch((err) => this.log.error({ err }, 'model refresh failed'));
+        } while (this.refreshAgain && !this.closed);
+      } finally {
+        this.refreshing = undefined;
+      }
+    };
+    this.refreshing = run();
     return this.refreshing;
   }
 
   private async refreshOnce(): Promise<void> {
-    const versions = await this.store.listVersions();
-    for (const version of versions) {
-      if (this.current && version <= this.current.version) return;
+    if (this.closed) return;
+    try {
+      this.pinned = await this.pins.get();
+    } catch (err) {
+      // Keep serving what the last known pin says rather than flip to "latest" during an outage.
+      this.log.warn({ err: (err as Error).message }, 'could not read the pinned version; keeping the last known pin');
+    }
+    if (this.pinned !== undefined) {
+      if (this.served?.version === this.pinned) return;
       try {
-        const loaded = await this.load(version);
-        const previous = this.current;
-        this.current = loaded;
-        this.log.info({ version, previous: previous?.version }, 'serving model version');
-        previous?.model.dispose();
+        await this.switchTo(this.pinned);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, pinned: this.pinned, served: this.served?.version }, 'pinned version cannot be served; keeping the current one');
+      }
+      return;
+    }
+    for (const version of await this.store.listVersions()) {
+      if (this.served?.version === version) return; // the newest servable version is already served
+      if (this.failedRecently(version)) continue;
+      try {
+        await this.switchTo(version);
         return;
       } catch (err) {
-        this.log.error({ err, version }, 'model version failed to load; trying an older one');
+        this.log.error({ err: (err as Error).message, version, served: this.served?.version }, 'model version cannot be served; trying an older one');
       }
     }
   }
 
-  private async load(version: number): Promise<Loaded> {
-    const files = await this.store.readModelFiles(version);
-    const model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
-    const shape = model.inputs[0].shape;
-    const outputs = model.outputs[0].shape;
-    if (shape.slice(1).join() !== '28,28,1' || outputs[outputs.length - 1] !== NUM_CLASSES) {
-      model.dispose();
-      throw new Error(`version ${version} has input ${JSON.stringify(shape)} / output ${JSON.stringify(outputs)}, not a 28×28×1 → 10 classifier`);
-    }
-    // Warm-up: the first call compiles kernels and allocates; pay for it before taking traffic.
-    tf.tidy(() => model.predict(tf.zeros([1, 28, 28, 1])));
-    return { version, model };
+  private async switchTo(version: number): Promise<void> {
+    const next = await this.load(version);
+    if (this.closed) return;
+    const previous = this.served;
+    if (previous === next) return;
+    this.served = next;
+    this.touch(version);
+    this.log.info({ version, previous: previous?.version, pinned: this.pinned ?? null }, 'serving model version');
+    this.evict();
   }
 
-  private async get(version?: number): Promise<Loaded> {
-    if (version === undefined || version === this.current?.version) {
-      if (!this.current) await this.refresh();
-      if (!this.current) throw new NoModelError();
-      return this.current;
+  private failedRecently(version: number): boolean {
+    const failure = this.failures.get(version);
+    return failure !== undefined && Date.now() - failure.at < this.retryFailedAfterMs;
+  }
+
+  /** The loaded (and warmed-up) version, from the cache or loaded now. */
+  private load(version: number): Promise<Loaded> {
+    const cached = this.cache.get(version);
+    if (cached) {
+      this.touch(version);
+      return cached.promise;
     }
-    let pending = this.others.get(version);
-    if (!pending) {
-      if (!(await this.store.exists(version))) throw new VersionNotFoundError(version);
-      pending = this.load(version);
-      this.others.set(version, pending);
-      pending.catch(() => this.others.delete(version));
-      if (this.others.size > this.cacheSize) {
-        const [oldest, evicted] = this.others.entries().next().value!;
-        this.others.delete(oldest);
-        void evicted.then((l) => l.model.dispose(), () => undefined);
+    const failure = this.failures.get(version);
+    if (failure && this.failedRecently(version)) return Promise.reject(new UnservableVersionError(failure.message));
+    const loading = async (): Promise<Loaded> => {
+      const files = await this.store.readModelFiles(version);
+      const handle = await this.engine.load(version, files);
+      if (this.closed) {
+        this.engine.unload(handle);
+        throw new Error('the registry is closed');
       }
-    } else {
-      // Map order is recency order: move to the back.
-      this.others.delete(version);
-      this.others.set(version, pending);
-    }
-    return pending;
+      const loaded: Loaded = { version, handle, leases: 0, retired: false };
+      entry.loaded = loaded;
+      this.failures.delete(version);
+      return loaded;
+    };
+    const entry: CacheEntry = { promise: loading() };
+    this.cache.set(version, entry);
+    entry.promise.catch((err: Error) => {
+      this.cache.delete(version);
+      if (err instanceof VersionNotFoundError) return;
+      this.failures.set(version, { at: Date.now(), message: `version ${version} cannot be served: ${err.message}` });
+    });
+    return entry.promise.catch((err: Error) => {
+      throw err instanceof VersionNotFoundError ? err : new UnservableVersionError(`version ${version} cannot be served: ${err.message}`);
+    });
   }
 
-  /** Classifies 28×28 images (784 bytes each, white ink on black) with one model call. */
+  /** Map order is recency order: move to the back. */
+  private touch(version: number): void {
+    const entry = this.cache.get(version);
+    if (!entry) return;
+    this.cache.delete(version);
+    this.cache.set(version, entry);
+  }
+
+  /**
+   * Drops the least recently used loaded versions beyond the cache size, never the served one; a
+   * dropped version still leased is unloaded when its last lease is released.
+   */
+  private evict(): void {
+    for (const [version, entry] of this.cache) {
+      if (this.cache.size <= this.cacheSize) return;
+      if (!entry.loaded || entry.loaded === this.served) continue;
+      this.cache.delete(version);
+      this.retire(entry.loaded);
+    }
+  }
+
+  private retire(loaded: Loaded): void {
+    loaded.retired = true;
+    if (loaded.leases === 0) this.engine.unload(loaded.handle);
+  }
+
+  /** Borrows the served version (or `version`) for one model call. */
+  async acquire(version?: number): Promise<Lease> {
+    for (;;) {
+      let loaded: Loaded;
+      if (version === undefined || version === this.served?.version) {
+        if (!this.served) await this.refresh();
+        if (!this.served) throw new NoModelError();
+        loaded = this.served;
+      } else {
+        if (!this.cache.has(version) && !(await this.store.exists(version))) throw new VersionNotFoundError(version);
+        loaded = await this.load(version);
+      }
+      if (loaded.retired) continue; // evicted while we waited; load it again
+      loaded.leases++;
+      this.evict(); // after taking the lease, so an eviction cannot unload it under us
+      let released = false;
+      return {
+        version: loaded.version,
+        handle: loaded.handle,
+        release: () => {
+          if (released) return;
+          released = true;
+          loaded.leases--;
+          if (loaded.retired && loaded.leases === 0) this.engine.unload(loaded.handle);
+        },
+      };
+    }
+  }
+
+  /**
+   * Pins `version` for every replica. It is loaded and warmed up here first: a version that cannot
+   * be served is refused (409) and the current one stays.
+   */
+  async pin(version: number): Promise<ServingStatus> {
+    if (!(await this.store.exists(version))) throw new VersionNotFoundError(version);
+    this.failures.delete(version); // an operator asking is a reason to try again
+    await this.load(version);
+    await this.pins.set(version);
+    this.pinned = version;
+    await this.refresh();
+    return this.status();
+  }
+
+  /** Back to serving the newest version that loads. */
+  async unpin(): Promise<ServingStatus> {
+    await this.pins.clear();
+    this.pinned = undefined;
+    await this.refresh();
+    return this.status();
+  }
+
+  /** Classifies 28×28 images (784 bytes each, light ink on black) with one model call. */
   async predict(images: Uint8Array[], version?: number): Promise<{ modelVersion: number; predictions: Prediction[] }> {
-    const { version: modelVersion, model } = await this.get(version);
     const pixels = new Uint8Array(images.length * PIXELS);
     images.forEach((img, i) => pixels.set(img, i * PIXELS));
-    const probs = tf.tidy(() => model.predict(imagesToTensor(pixels, images.length)) as tf.Tensor2D);
-    const flat = await probs.data();
-    probs.dispose();
-    const predictions = images.map((_, i) => {
-      const probabilities = Array.from(flat.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
-      let digit = 0;
-      for (let c = 1; c < NUM_CLASSES; c++) if (probabilities[c] > probabilities[digit]) digit = c;
-      return { digit, confidence: probabilities[digit], probabilities };
-    });
-    return { modelVersion, predictions };
+    const lease = await this.acquire(version);
+    try {
+      const probabilities = await this.engine.predict(lease.handle, pixels, images.length);
+      return { modelVersion: lease.version, predictions: toPredictions(probabilities, images.length) };
+    } finally {
+      lease.release();
+    }
   }
 
   dispose(): void {
-    this.current?.model.dispose();
-    this.current = undefined;
-    for (const p of this.others.values()) void p.then((l) => l.model.dispose(), () => undefined);
-    this.others.clear();
+    this.closed = true;
+    for (const entry of this.cache.values()) if (entry.loaded) this.retire(entry.loaded);
+    this.cache.clear();
+    this.served = undefined;
   }
 }

@@ -67,8 +67,10 @@ test('?version= pins a version; an unknown version is 404', async () => {
 test('bytes that are not an image are 415, also under an image content type', async () => {
   const text = await api.app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'text/plain' }, payload: 'seven' });
   assert.equal(text.statusCode, 415);
+  // JSON is a predict body now ({images} or {pixels}); anything else in it is named.
   const json = await api.app.inject({ method: 'POST', url: '/v1/predict', payload: { digit: 7 } });
-  assert.equal(json.statusCode, 415);
+  assert.equal(json.statusCode, 400);
+  assert.match(json.json().message, /digit/);
   const fake = await predictPng(Buffer.from('definitely not a png'));
   assert.equal(fake.statusCode, 415);
   const jpeg = await api.app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]) });

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MODEL_JSON } from '../../store/model-files.ts';
 import { errorResponses, VersionParams } from '../schemas/common.ts';
-import { ModelFileParams, ModelListSchema } from '../schemas/models.ts';
+import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../schemas/models.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', {
@@ -16,6 +16,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const metas = await Promise.all(versions.map((v) => modelStore.readMetadata(v)));
     return {
       servedVersion,
+      pinnedVersion: registry.pinnedVersion ?? null,
       items: metas.map((m) => ({
         version: m.version,
         createdAt: m.createdAt,
@@ -26,6 +27,31 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       })),
     };
   });
+
+  app.get('/v1/models/serving', {
+    schema: { tags: ['models'], summary: 'Which version is served, pinned, newest and loaded', response: { 200: ServingStatusSchema } },
+  }, async () => app.services.registry.status());
+
+  app.put('/v1/models/serving', {
+    schema: {
+      tags: ['models'],
+      summary: 'Pin the served version (roll back or forward)',
+      description:
+        'Every API replica serves `version` until `DELETE /v1/models/serving`, new versions included. The pin is kept in Redis, so replicas agree ' +
+        'and it survives restarts. The version is loaded and warmed up before the answer: one that does not exist is 404, one that cannot be served ' +
+        '(fails to load or to run) is 409 and the current version stays.',
+      body: PinBody,
+      response: { 200: ServingStatusSchema, ...errorResponses(400, 404, 409) },
+    },
+  }, async (req) => app.services.registry.pin(req.body.version));
+
+  app.delete('/v1/models/serving', {
+    schema: {
+      tags: ['models'],
+      summary: 'Unpin: serve the newest version that loads again',
+      response: { 200: ServingStatusSchema },
+    },
+  }, async () => app.services.registry.unpin());
 
   app.get('/v1/models/:version', {
     schema: { tags: ['models'], summary: "A version's metadata: params, dataset, history, metrics, lineage", params: VersionParams, response: { 200: Type.Ref('ModelMetadata'), ...errorResponses(400, 404) } },

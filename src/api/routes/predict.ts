@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { imageToMnistPixels } from '../../ml/preprocess.ts';
+import { imageToMnistPixels, MNIST_SIDE, toMnistInput } from '../../ml/preprocess.ts';
 import { errorResponses } from '../schemas/common.ts';
-import { PredictQuery, PredictResponse } from '../schemas/predict.ts';
+import { PredictJsonBody, PredictQuery, PredictResponse } from '../schemas/predict.ts';
 
 class BadPredictBodyError extends Error {
   constructor(
@@ -14,22 +14,58 @@ class BadPredictBodyError extends Error {
 }
 
 const RAW_IMAGE_TYPES = ['image/png', 'application/octet-stream'];
+const DATA_URL = /^data:[\w/+.-]*(;[\w=.-]+)*;base64,/;
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
-/** The images of a predict request: the raw body, or every file part of a multipart body in order. */
-async function readImages(req: FastifyRequest): Promise<Buffer[]> {
+/** An image of the request, still to be preprocessed: PNG bytes or a 28×28 pixel array. */
+type Input = { png: Buffer; name: string } | { pixels: number[]; name: string };
+
+function fromBase64(text: string, name: string): Buffer {
+  const body = text.replace(DATA_URL, '');
+  if (!BASE64.test(body)) throw new BadPredictBodyError(400, `${name} is not base64 (send the PNG's bytes base64-encoded, optionally as a data: URL)`);
+  return Buffer.from(body, 'base64');
+}
+
+/** The images of a predict request, from a raw PNG body, a multipart body or a JSON body. */
+async function readInputs(req: FastifyRequest, max: number): Promise<Input[]> {
   if (req.isMultipart()) {
-    const images: Buffer[] = [];
+    const inputs: Input[] = [];
     for await (const part of req.parts()) {
-      if (part.type === 'file') images.push(await part.toBuffer());
+      if (part.type === 'file') inputs.push({ png: await part.toBuffer(), name: `file ${inputs.length + 1} (${part.filename || part.fieldname})` });
     }
-    if (images.length === 0) throw new BadPredictBodyError(400, 'the multipart body holds no file; send each image as a file part');
-    return images;
+    if (inputs.length === 0) throw new BadPredictBodyError(400, 'the multipart body holds no file; send each image as a file part');
+    return inputs;
   }
   if (Buffer.isBuffer(req.body)) {
     if (req.body.length === 0) throw new BadPredictBodyError(400, 'the body is empty; send a PNG image');
-    return [req.body];
+    return [{ png: req.body, name: 'the image' }];
   }
-  throw new BadPredictBodyError(415, `send the image as image/png, or several as multipart/form-data (got ${req.headers['content-type'] ?? 'no content type'})`);
+  if (req.mediaType === 'application/json' && req.body && typeof req.body === 'object') {
+    const { images, pixels } = req.body as PredictJsonBody;
+    if ((images === undefined) === (pixels === undefined)) {
+      throw new BadPredictBodyError(400, 'the JSON body needs exactly one of `images` (base64 PNGs) or `pixels` (arrays of 784 gray levels)');
+    }
+    const count = (images ?? pixels)!.length;
+    if (count > max) throw new BadPredictBodyError(413, `at most ${max} images per request, got ${count}`);
+    if (images) return images.map((text, i) => ({ png: fromBase64(text, `images[${i}]`), name: `images[${i}]` }));
+    return pixels!.map((p, i) => ({ pixels: p, name: `pixels[${i}]` }));
+  }
+  throw new BadPredictBodyError(
+    415,
+    `send the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]} (got ${req.headers['content-type'] ?? 'no content type'})`,
+  );
+}
+
+function preprocess(input: Input): Uint8Array {
+  try {
+    if ('png' in input) return imageToMnistPixels(input.png);
+    const data = Uint8Array.from(input.pixels, (v) => Math.round(v));
+    return toMnistInput({ width: MNIST_SIDE, height: MNIST_SIDE, data });
+  } catch (err) {
+    const e = err as Error & { statusCode?: number };
+    if (e.statusCode && e.statusCode < 500) throw new BadPredictBodyError(e.statusCode, `${input.name}: ${e.message}`);
+    throw err;
+  }
 }
 
 export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -38,23 +74,25 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addContentTypeParser(RAW_IMAGE_TYPES, { parseAs: 'buffer' }, asBuffer);
   app.addContentTypeParser(/^image\/.*/, { parseAs: 'buffer' }, asBuffer);
 
+  const max = app.services.config.MAX_IMAGES_PER_REQUEST;
   app.post('/v1/predict', {
     schema: {
       tags: ['predict'],
       summary: 'Classify digit images',
       description:
-        'Body: one PNG (`image/png`), or `multipart/form-data` with one or more PNG files. A 28×28 grayscale PNG with a white digit on black (as MNIST) is used as is. ' +
-        'Colour is converted to luminance (BT.601); transparent pixels count as background; an image whose border is light is inverted so the digit is light on dark; ' +
-        'other sizes are scaled to fit 28×28 keeping their aspect ratio (area averaging) and centred.',
+        `Body: one PNG (\`image/png\`); \`multipart/form-data\` with up to ${max} PNG files; or \`application/json\` with ` +
+        '`{"images": [base64 PNG…]}` or `{"pixels": [[784 gray levels]…]}`. Every image is preprocessed as MNIST was made: ' +
+        'colour → luminance (BT.601), transparent pixels → background, a light background inverted, background gradient and noise removed, ' +
+        'cropped to the ink, scaled to fit 20×20 keeping the aspect ratio and placed in 28×28 by centre of mass. ' +
+        'A 28×28 image that already looks like MNIST (light digit on black within a 20×20 box, centred by mass) is used exactly as sent. ' +
+        'Concurrent requests are batched into one model call; every image of one request is classified by the same version.',
       querystring: PredictQuery,
-      response: { 200: PredictResponse, ...errorResponses(400, 404, 413, 415, 503) },
+      body: { content: { 'application/json': { schema: PredictJsonBody } } },
+      response: { 200: PredictResponse, ...errorResponses(400, 404, 409, 413, 415, 503) },
     },
   }, async (req) => {
-    const buffers = await readImages(req);
-    if (buffers.length > app.services.config.MAX_IMAGES_PER_REQUEST) {
-      throw new BadPredictBodyError(413, `at most ${app.services.config.MAX_IMAGES_PER_REQUEST} images per request`);
-    }
-    const pixels = buffers.map((buf) => imageToMnistPixels(buf));
-    return app.services.registry.predict(pixels, req.query.version);
+    const inputs = await readInputs(req, max);
+    if (inputs.length > max) throw new BadPredictBodyError(413, `at most ${max} images per request`);
+    return app.services.batcher.predict(inputs.map(preprocess), req.query.version);
   });
 };

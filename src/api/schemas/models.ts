@@ -13,9 +13,19 @@ export const ModelSummarySchema = Type.Object({
 });
 
 export const ModelListSchema = Type.Object({
-  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default (the latest)' }),
+  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default: the pinned one, else the newest that loads' }),
+  pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version pinned with PUT /v1/models/serving, if any' }),
   items: Type.Array(ModelSummarySchema),
 });
+
+export const ServingStatusSchema = Type.Object({
+  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict answers with when no ?version= is given' }),
+  pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'the pin, shared by every API replica (null: serve the newest version that loads)' }),
+  latestVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'newest version in the store' }),
+  loadedVersions: Type.Array(Type.Integer(), { description: 'versions this replica holds in memory (the served one plus an LRU of recent ones)' }),
+});
+
+export const PinBody = Type.Object({ version: Type.Integer({ minimum: 1, description: 'version to serve until unpinned' }) }, { additionalProperties: false });
 
 export const ModelFileParams = Type.Object({
   version: Type.Integer({ minimum: 1 }),

@@ -1,0 +1,79 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BatchObserver } from '../serving/batcher.ts';
+
+export interface MetricsSources {
+  /** BullMQ's job counts by state (`queue.getJobCounts()`), read at scrape time. */
+  jobCounts?: () => Promise<Record<string, number>>;
+}
+
+/**
+ * The API process's Prometheus metrics, in a registry of its own (not prom-client's global one) so
+ * several apps in one process — tests — do not collide. Names follow Prometheus conventions:
+ * seconds, `_total` counters, labels of bounded cardinality (route patterns, not URLs).
+ */
+export class ApiMetrics implements BatchObserver {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from request received to response sent, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly predictions = new Counter({
+    name: 'mnist_predictions_total',
+    help: 'Images classified, by the model version that classified them',
+    labelNames: ['model_version'] as const,
+    registers: [this.registry],
+  });
+
+  readonly batchSize = new Histogram({
+    name: 'mnist_predict_batch_size',
+    help: 'Images per model call (concurrent requests are batched together)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
+  readonly jobDuration = new Histogram({
+    name: 'mnist_training_job_duration_seconds',
+    help: 'Run time (start to finish) of training jobs that finished while this API process was up, by outcome; every API replica observes every job',
+    labelNames: ['outcome'] as const,
+    buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200],
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricsSources = {}) {
+    collectDefaultMetrics({ register: this.registry });
+    const { jobCounts } = sources;
+    new Gauge({
+      name: 'mnist_training_jobs',
+      help: 'Training jobs in the queue by BullMQ state (waiting, active, completed, failed, delayed, …), read from Redis at scrape time',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      async collect() {
+        if (!jobCounts) return;
+        this.reset();
+        for (const [state, count] of Object.entries(await jobCounts())) this.set({ state }, count);
+      },
+    });
+  }
+
+  onBatch(version: number, images: number): void {
+    this.predictions.inc({ model_version: String(version) }, images);
+    this.batchSize.observe(images);
+  }
+
+  /** A finished job's run time, from BullMQ's processedOn/finishedOn (ms since the epoch). */
+  observeJob(outcome: 'completed' | 'failed', processedOn: number | undefined, finishedOn: number | undefined): void {
+    if (processedOn && finishedOn && finishedOn >= processedOn) this.jobDuration.observe({ outcome }, (finishedOn - processedOn) / 1000);
+  }
+}

@@ -1,0 +1,138 @@
+import { NUM_CLASSES } from '../ml/architectures.ts';
+import { PIXELS } from '../ml/batch.ts';
+import type { InferenceEngine } from './inference.ts';
+import { toPredictions, type ModelRegistry, type Prediction } from './model-registry.ts';
+
+export interface BatcherOptions {
+  /** Most images in one model call (TF Serving's max_batch_size). A larger request runs alone. */
+  maxBatchSize: number;
+  /**
+   * How long the first request of a batch waits for others when the model is idle (TF Serving's
+   * batch_timeout_micros, in ms); 0 = only those that arrived in the same event-loop turn.
+   */
+  timeoutMs: number;
+}
+
+export interface BatchObserver {
+  /** One model call: its version and how many images (from how many requests) it classified. */
+  onBatch(version: number, images: number, requests: number): void;
+}
+
+export interface PredictResult {
+  modelVersion: number;
+  predictions: Prediction[];
+}
+
+interface Waiting {
+  pixels: Uint8Array;
+  count: number;
+  version: number | undefined;
+  resolve: (result: PredictResult) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Groups concurrent predict requests into one model call, as TF Serving's batching does: a batch
+ * per version, filled with whole requests (in arrival order) up to `maxBatchSize` images. While the
+ * engine is busy, requests queue up and go together in the next call as soon as a thread is free —
+ * so batches grow with load and add no latency when idle beyond `timeoutMs`. One batch holds one
+ * lease on one version, so each request's answer comes whole from the version it names.
+ */
+export class PredictBatcher {
+  private queue: Waiting[] = [];
+  private queuedImages = 0;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly engine: InferenceEngine,
+    private readonly opts: BatcherOptions,
+    private readonly observer?: BatchObserver,
+  ) {}
+
+  /** `images`: 28×28 inputs (784 bytes each, light ink on black); `version`: the served one when absent. */
+  predict(images: Uint8Array[], version?: number): Promise<PredictResult> {
+    if (images.length === 0) return Promise.reject(new RangeError('no images to classify'));
+    const pixels = new Uint8Array(images.length * PIXELS);
+    images.forEach((img, i) => {
+      if (img.length !== PIXELS) throw new RangeError(`image ${i} has ${img.length} pixels, not ${PIXELS}`);
+      pixels.set(img, i * PIXELS);
+    });
+    return new Promise((resolve, reject) => {
+      this.queue.push({ pixels, count: images.length, version, resolve, reject });
+      this.queuedImages += images.length;
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.inFlight >= this.engine.parallelism) return; // a finishing batch flushes the queue
+    if (this.queuedImages >= this.opts.maxBatchSize) {
+      this.flush();
+      return;
+    }
+    if (this.timer) return;
+    this.timer = this.opts.timeoutMs > 0 ? setTimeout(() => this.flush(), this.opts.timeoutMs) : setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+      this.timer = undefined;
+    }
+    while (this.queue.length > 0 && this.inFlight < this.engine.parallelism) void this.run(this.take());
+  }
+
+  /** The oldest request and, behind it, others for the same version while they fit. */
+  private take(): Waiting[] {
+    const version = this.queue[0].version;
+    const batch: Waiting[] = [];
+    const rest: Waiting[] = [];
+    let images = 0;
+    for (const w of this.queue) {
+      if (w.version === version && (batch.length === 0 || images + w.count <= this.opts.maxBatchSize)) {
+        batch.push(w);
+        images += w.count;
+      } else rest.push(w);
+    }
+    this.queue = rest;
+    this.queuedImages -= images;
+    return batch;
+  }
+
+  private async run(batch: Waiting[]): Promise<void> {
+    this.inFlight++;
+    let release: (() => void) | undefined;
+    try {
+      const lease = await this.registry.acquire(batch[0].version);
+      release = lease.release;
+      const count = batch.reduce((n, w) => n + w.count, 0);
+      let pixels = batch[0].pixels;
+      if (batch.length > 1) {
+        pixels = new Uint8Array(count * PIXELS);
+        let at = 0;
+        for (const w of batch) {
+          pixels.set(w.pixels, at);
+          at += w.pixels.length;
+        }
+      }
+      const probabilities = await this.engine.predict(lease.handle, pixels, count);
+      release();
+      release = undefined;
+      this.observer?.onBatch(lease.version, count, batch.length);
+      let first = 0;
+      for (const w of batch) {
+        w.resolve({ modelVersion: lease.version, predictions: toPredictions(probabilities.subarray(first * NUM_CLASSES, (first + w.count) * NUM_CLASSES), w.count) });
+        first += w.count;
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err as Error);
+    } finally {
+      release?.();
+      this.inFlight--;
+      if (this.queue.length > 0) this.flush(); // they have waited a whole batch already
+    }
+  }
+}

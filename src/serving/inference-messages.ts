@@ -1,0 +1,13 @@
+import type { io } from '@tensorflow/tfjs-core';
+
+/** Messages between the inference pool (API thread) and its worker threads. */
+export type FromPool =
+  | { type: 'load'; id: number; handle: number; version: number; modelJson: io.ModelJSON; weights: ArrayBuffer }
+  | { type: 'predict'; id: number; handle: number; pixels: ArrayBuffer; count: number }
+  | { type: 'unload'; handle: number };
+
+export type ToPool =
+  | { type: 'ready' }
+  | { type: 'done'; id: number }
+  | { type: 'probabilities'; id: number; probabilities: ArrayBuffer }
+  | { type: 'failed'; id: number; message: string };

@@ -1,0 +1,160 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { BackendPreference } from '../ml/backend.ts';
+import type { ModelFiles } from '../store/model-files.ts';
+import { ModelLoadError, type InferenceEngine, type ModelHandle } from './inference.ts';
+import type { FromPool, ToPool } from './inference-messages.ts';
+
+const WORKER_ENTRY = new URL('./inference-worker.ts', import.meta.url);
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * The worker runs TypeScript like the rest of the service; tsx's loader hooks do not reach worker
+ * threads through `--import`, so a small bootstrap registers them in the thread first.
+ */
+function spawn(backend: BackendPreference): Worker {
+  if (!WORKER_ENTRY.pathname.endsWith('.ts')) return new Worker(WORKER_ENTRY, { workerData: { backend } });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_ENTRY.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: { backend } });
+}
+
+interface Pending {
+  resolve: (msg: ToPool) => void;
+  reject: (err: Error) => void;
+}
+
+class PoolThread {
+  readonly pending = new Map<number, Pending>();
+  ready: Promise<void>;
+  alive = true;
+
+  constructor(
+    readonly worker: Worker,
+    onExit: (thread: PoolThread, err: Error) => void,
+  ) {
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`inference worker did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      worker.on('message', (msg: ToPool) => {
+        if (msg.type === 'ready') {
+          clearTimeout(timer);
+          resolve();
+          return;
+        }
+        const call = this.pending.get(msg.id);
+        if (!call) return;
+        this.pending.delete(msg.id);
+        if (msg.type === 'failed') call.reject(new Error(msg.message));
+        else call.resolve(msg);
+      });
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+        if (!this.alive) return;
+        this.alive = false;
+        for (const call of this.pending.values()) call.reject(err);
+        this.pending.clear();
+        onExit(this, err);
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+    });
+  }
+}
+
+/**
+ * Inference on worker threads, so TensorFlow.js does not hold the API's event loop while it
+ * computes: the API thread parses and answers requests while a worker runs the previous batch.
+ * Every thread holds its own copy of each loaded version (a few hundred kB for these models); a
+ * predict goes to the thread with the fewest calls in flight. A thread that dies fails its calls
+ * and is replaced, with the loaded versions reloaded into the new one.
+ */
+export class InferencePool implements InferenceEngine {
+  private threads: PoolThread[] = [];
+  private readonly loaded = new Map<number, { version: number; files: ModelFiles }>();
+  private nextId = 1;
+  private closing = false;
+
+  private constructor(
+    private readonly size: number,
+    private readonly backend: BackendPreference,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(size: number, backend: BackendPreference, log: Logger): Promise<InferencePool> {
+    const pool = new InferencePool(size, backend, log);
+    pool.threads = Array.from({ length: size }, () => pool.startThread());
+    try {
+      await Promise.all(pool.threads.map((t) => t.ready));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  get parallelism(): number {
+    return this.size;
+  }
+
+  private startThread(): PoolThread {
+    return new PoolThread(spawn(this.backend), (thread, err) => {
+      if (this.closing) return;
+      this.log.error({ err }, 'inference worker died; starting another');
+      const replacement = this.startThread();
+      this.threads = this.threads.map((t) => (t === thread ? replacement : t));
+      void replacement.ready
+        .then(() => Promise.all([...this.loaded].map(([handle, { version, files }]) => this.loadInto(replacement, handle, version, files))))
+        .catch((e: Error) => this.log.error({ err: e }, 'replacement inference worker failed to start'));
+    });
+  }
+
+  private call(thread: PoolThread, msg: FromPool, transfer: ArrayBuffer[] = []): Promise<ToPool> {
+    if (!thread.alive) return Promise.reject(new Error('inference worker is not running'));
+    return new Promise((resolve, reject) => {
+      thread.pending.set((msg as { id: number }).id, { resolve, reject });
+      thread.worker.postMessage(msg, transfer);
+    });
+  }
+
+  private async loadInto(thread: PoolThread, handle: number, version: number, files: ModelFiles): Promise<void> {
+    // Each thread gets its own copy of the weights (a transfer would leave the others none; and
+    // Buffer#slice would share memory, possibly Node's buffer pool).
+    const weights = new Uint8Array(files.weights).buffer as ArrayBuffer;
+    await this.call(thread, { type: 'load', id: this.nextId++, handle, version, modelJson: files.modelJson, weights }, [weights]);
+  }
+
+  async load(version: number, files: ModelFiles): Promise<ModelHandle> {
+    const handle = { id: this.nextId++, version };
+    try {
+      await Promise.all(this.threads.map((t) => this.loadInto(t, handle.id, version, files)));
+    } catch (err) {
+      this.unload(handle);
+      throw new ModelLoadError((err as Error).message);
+    }
+    this.loaded.set(handle.id, { version, files });
+    return handle;
+  }
+
+  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array> {
+    const live = this.threads.filter((t) => t.alive);
+    if (live.length === 0) throw new Error('no inference worker is running');
+    const thread = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    // The batch's own buffer moves to the worker; a view into a larger one is copied first.
+    const buffer = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? (pixels.buffer as ArrayBuffer) : (new Uint8Array(pixels).buffer as ArrayBuffer);
+    const reply = await this.call(thread, { type: 'predict', id: this.nextId++, handle: handle.id, pixels: buffer, count }, [buffer]);
+    return new Float32Array((reply as Extract<ToPool, { type: 'probabilities' }>).probabilities);
+  }
+
+  unload(handle: ModelHandle): void {
+    this.loaded.delete(handle.id);
+    for (const t of this.threads) if (t.alive) t.worker.postMessage({ type: 'unload', handle: handle.id } satisfies FromPool);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    this.threads = [];
+    this.loaded.clear();
+  }
+}

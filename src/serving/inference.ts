@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import { NUM_CLASSES } from '../ml/architectures.ts';
+import { imagesToTensor, PIXELS } from '../ml/batch.ts';
+import { filesToArtifacts, type ModelFiles } from '../store/model-files.ts';
+
+/** A loaded model inside an engine; opaque to callers. */
+export interface ModelHandle {
+  readonly id: number;
+  readonly version: number;
+}
+
+/**
+ * Where inference runs: on this thread (LocalEngine) or on worker threads (InferencePool). The
+ * registry decides which version answers; the engine only loads, runs and unloads models.
+ */
+export interface InferenceEngine {
+  /** Loads a version and runs one inference on it (the warm-up), or throws why it cannot serve. */
+  load(version: number, files: ModelFiles): Promise<ModelHandle>;
+  /** `count` images of 784 bytes (light ink on black) → count × 10 probabilities. */
+  predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array>;
+  unload(handle: ModelHandle): void;
+  /** How many predict calls can usefully run at once (one per thread). */
+  readonly parallelism: number;
+  close(): Promise<void>;
+}
+
+export class ModelLoadError extends Error {
+  override readonly name = 'ModelLoadError';
+}
+
+/** Builds, checks and warms up a model from its files; shared by the local engine and the workers. */
+export async function loadServableModel(version: number, files: ModelFiles): Promise<LayersModel> {
+  let model: LayersModel;
+  try {
+    model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
+  } catch (err) {
+    throw new ModelLoadError(`version ${version} does not load: ${(err as Error).message}`);
+  }
+  const shape = model.inputs[0].shape;
+  const outputs = model.outputs[0].shape;
+  if (shape.slice(1).join() !== '28,28,1' || outputs.length !== 2 || outputs[1] !== NUM_CLASSES) {
+    model.dispose();
+    throw new ModelLoadError(`version ${version} has input ${JSON.stringify(shape)} and output ${JSON.stringify(outputs)}, not a 28×28×1 → 10 classifier`);
+  }
+  try {
+    // Warm-up: the first call compiles kernels and allocates; pay for it before taking traffic,
+    // and find out now (not on a user's request) if the weights cannot run.
+    const probe = tf.tidy(() => model.predict(tf.zeros([1, 28, 28, 1])) as tf.Tensor).dataSync();
+    if (probe.length !== NUM_CLASSES || !probe.every(Number.isFinite)) throw new Error(`the warm-up inference gave ${Array.from(probe).join(', ')}`);
+  } catch (err) {
+    model.dispose();
+    throw new ModelLoadError(`version ${version} fails its warm-up inference: ${(err as Error).message}`);
+  }
+  return model;
+}
+
+/** Runs a loaded model on a batch; synchronous because every backend we use computes eagerly. */
+export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
+  if (pixels.length !== count * PIXELS) throw new RangeError(`${count} images need ${count * PIXELS} bytes, got ${pixels.length}`);
+  return tf.tidy(() => (model.predict(imagesToTensor(pixels, count)) as tf.Tensor).dataSync() as Float32Array);
+}
+
+/** Inference on the calling thread (the API's event loop); the simplest engine and the baseline. */
+export class LocalEngine implements InferenceEngine {
+  readonly parallelism = 1;
+  private readonly models = new Map<number, LayersModel>();
+  private nextId = 1;
+
+  async load(version: number, files: ModelFiles): Promise<ModelHandle> {
+    const model = await loadServableModel(version, files);
+    const handle = { id: this.nextId++, version };
+    this.models.set(handle.id, model);
+    return handle;
+  }
+
+  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array> {
+    const model = this.models.get(handle.id);
+    if (!model) throw new Error(`model ${handle.id} (version ${handle.version}) is not loaded`);
+    return runModel(model, pixels, count);
+  }
+
+  unload(handle: ModelHandle): void {
+    this.models.get(handle.id)?.dispose();
+    this.models.delete(handle.id);
+  }
+
+  async close(): Promise<void> {
+    for (const model of this.models.values()) model.dispose();
+    this.models.clear();
+  }
+}

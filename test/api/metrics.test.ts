@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { TRAINING_QUEUE } from '../../src/queue/names.ts';
+import { startTestApi, type TestApi } from '../helpers/api.ts';
+import { REDIS_URL, waitFor } from '../helpers/env.ts';
+import { mnistTestPngs } from '../helpers/model.ts';
+import { writeUntrainedVersion } from '../helpers/serving.ts';
+
+let api: TestApi;
+before(async () => {
+  api = await startTestApi();
+  await writeUntrainedVersion(api.app.services.modelStore, 1);
+  await api.app.services.registry.refresh();
+});
+after(() => api.close());
+
+const scrape = async () => {
+  const res = await api.app.inject({ url: '/metrics' });
+  assert.equal(res.statusCode, 200);
+  assert.match(String(res.headers['content-type']), /^text\/plain/);
+  return res.body;
+};
+/** The value of one sample, e.g. value(text, 'http_requests_total', {route: '/v1/predict'}). */
+function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+test('requests are counted and timed by route pattern and status', async () => {
+  const digits = await mnistTestPngs(3);
+  await Promise.all(digits.map((d) => api.app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/png' }, payload: d.png })));
+  await api.app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'text/plain' }, payload: 'seven' });
+  await api.app.inject({ url: '/v1/models/1' });
+  await api.app.inject({ url: '/no/such/route/12345' });
+  const text = await scrape();
+  assert.equal(value(text, 'http_requests_total', { method: 'POST', route: '/v1/predict', status_code: '200' }), 3);
+  assert.equal(value(text, 'http_requests_total', { method: 'POST', route: '/v1/predict', status_code: '415' }), 1);
+  assert.equal(value(text, 'http_requests_total', { route: '/v1/models/:version', status_code: '200' }), 1, 'the pattern, not the URL');
+  assert.equal(value(text, 'http_requests_total', { route: '(unmatched)', status_code: '404' }), 1);
+  assert.equal(value(text, 'http_request_duration_seconds_count', { route: '/v1/predict', status_code: '200' }), 3);
+  assert.equal(value(text, 'http_request_duration_seconds_bucket', { route: '/v1/predict', status_code: '200', le: '+Inf' }), 3);
+  assert.doesNotMatch(text, /12345/);
+});
+
+test('predictions are counted by model version, and model calls by batch size', async () => {
+  const [d] = await mnistTestPngs(1);
+  await writeUntrainedVersion(api.app.services.modelStore, 2);
+  await api.app.inject({ method: 'POST', url: '/v1/predict?version=2', payload: { images: [d.png.toString('base64'), d.png.toString('base64')] } });
+  const text = await scrape();
+  assert.equal(value(text, 'mnist_predictions_total', { model_version: '1' }), 3);
+  assert.equal(value(text, 'mnist_predictions_total', { model_version: '2' }), 2);
+  const calls = value(text, 'mnist_predict_batch_size_count')!;
+  assert.ok(calls >= 2 && calls <= 4, `${calls} model calls for 5 images in 4 requests`);
+  assert.equal(value(text, 'mnist_predict_batch_size_sum'), 5);
+});
+
+test('training jobs are reported by BullMQ state, and finished ones by duration', async () => {
+  const { config } = api;
+  const created = await api.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train', epochs: 1, limit: 100 } });
+  assert.equal(created.statusCode, 202);
+  assert.equal(value(await scrape(), 'mnist_training_jobs', { state: 'waiting' }), 1);
+
+  // A stand-in worker that finishes the job at once, so a duration gets observed.
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const worker = new Worker(TRAINING_QUEUE, async () => new Promise((r) => setTimeout(() => r({ modelVersion: 1 }), 50)), { connection, prefix: config.QUEUE_PREFIX });
+  try {
+    const text = await waitFor('a job duration', async () => {
+      const t = await scrape();
+      return value(t, 'mnist_training_job_duration_seconds_count', { outcome: 'completed' }) === 1 ? t : undefined;
+    }, 10_000);
+    assert.equal(value(text, 'mnist_training_jobs', { state: 'completed' }), 1);
+    assert.equal(value(text, 'mnist_training_jobs', { state: 'waiting' }), 0);
+    const seconds = value(text, 'mnist_training_job_duration_seconds_sum', { outcome: 'completed' })!;
+    assert.ok(seconds >= 0.04 && seconds < 5, `${seconds} s`);
+  } finally {
+    await worker.close();
+    connection.disconnect();
+  }
+});
+
+test('the Node.js process metrics are there too', async () => {
+  const text = await scrape();
+  assert.ok(value(text, 'process_cpu_user_seconds_total')! > 0);
+  assert.match(text, /^nodejs_eventloop_lag_p99_seconds /m);
+});

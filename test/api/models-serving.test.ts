@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { createApi, type RunningApi } from '../../src/api/start-api.ts';
+import type { ModelFiles } from '../../src/store/model-files.ts';
+import { startTestApi, type TestApi } from '../helpers/api.ts';
+import { waitFor } from '../helpers/env.ts';
+import { mnistTestPngs } from '../helpers/model.ts';
+import { untrainedModelFiles, writeModelFiles, writeUntrainedVersion } from '../helpers/serving.ts';
+
+/* Pin and roll back through the API, with two replicas sharing Redis and the models volume. */
+let a: TestApi;
+let b: RunningApi;
+let png: Buffer;
+before(async () => {
+  a = await startTestApi();
+  b = await createApi(a.config, pino({ level: 'silent' })); // a second replica: same Redis prefix, same models dir
+  await writeUntrainedVersion(a.app.services.modelStore, 1);
+  await writeUntrainedVersion(a.app.services.modelStore, 2);
+  await Promise.all([a.app.services.registry.refresh(), b.app.services.registry.refresh()]);
+  [{ png }] = await mnistTestPngs(1);
+});
+after(async () => {
+  await b.close();
+  await a.close();
+});
+
+const served = (api: { app: RunningApi['app'] }) => api.app.services.registry.servedVersion;
+const predictVersion = async (api: { app: RunningApi['app'] }, query = '') =>
+  (await api.app.inject({ method: 'POST', url: `/v1/predict${query}`, headers: { 'content-type': 'image/png' }, payload: png })).json().modelVersion;
+
+test('GET /v1/models/serving says what is served, pinned, newest and loaded', async () => {
+  const res = await a.app.inject({ url: '/v1/models/serving' });
+  assert.equal(res.statusCode, 200);
+  const { loadedVersions, ...rest } = res.json();
+  assert.deepEqual(rest, { servedVersion: 2, pinnedVersion: null, latestVersion: 2 });
+  assert.ok(loadedVersions.includes(2), `loaded: ${loadedVersions}`); // version 1 may still be in the LRU
+});
+
+test('PUT /v1/models/serving pins a version on every replica, new versions included', async () => {
+  const res = await a.app.inject({ method: 'PUT', url: '/v1/models/serving', payload: { version: 1 } });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual({ served: res.json().servedVersion, pinned: res.json().pinnedVersion }, { served: 1, pinned: 1 });
+  assert.equal(await predictVersion(a), 1);
+  // The other replica hears of it over pub/sub, without a poll (MODEL_POLL_MS is 0 in tests).
+  await waitFor('replica b to follow the pin', async () => served(b) === 1, 1000, 10);
+  assert.equal(await predictVersion(b), 1);
+
+  await writeUntrainedVersion(a.app.services.modelStore, 3);
+  await Promise.all([a.app.services.registry.refresh(), b.app.services.registry.refresh()]);
+  assert.deepEqual([served(a), served(b)], [1, 1], 'a new version does not override the pin');
+  const list = (await b.app.inject({ url: '/v1/models' })).json();
+  assert.equal(list.pinnedVersion, 1);
+  assert.equal(list.servedVersion, 1);
+  assert.deepEqual(list.items.filter((m: { served: boolean }) => m.served).map((m: { version: number }) => m.version), [1]);
+});
+
+test('?version=N still reaches any version while pinned', async () => {
+  assert.equal(await predictVersion(a, '?version=3'), 3);
+  assert.equal(await predictVersion(a), 1);
+});
+
+test('a restarted replica starts with the pin in Redis', async () => {
+  const c = await createApi(a.config, pino({ level: 'silent' }));
+  try {
+    assert.equal(served(c), 1);
+    assert.equal(c.app.services.registry.pinnedVersion, 1);
+  } finally {
+    await c.close();
+  }
+});
+
+test('pinning a missing version is 404, bad bodies are 400, and a version that cannot load is 409; the pin stays', async () => {
+  const missing = await a.app.inject({ method: 'PUT', url: '/v1/models/serving', payload: { version: 99 } });
+  assert.equal(missing.statusCode, 404);
+  for (const payload of [{}, { version: 'two' }, { version: 0 }, { version: 1, extra: true }]) {
+    assert.equal((await a.app.inject({ method: 'PUT', url: '/v1/models/serving', payload })).statusCode, 400, JSON.stringify(payload));
+  }
+  // A version whose weights do not match its topology: it exists, but cannot be served.
+  const good: ModelFiles = await untrainedModelFiles(4);
+  const broken = await writeModelFiles(a.app.services.modelStore, { modelJson: good.modelJson, weights: good.weights.subarray(0, 100) }, 4);
+  const res = await a.app.inject({ method: 'PUT', url: '/v1/models/serving', payload: { version: broken } });
+  assert.equal(res.statusCode, 409);
+  assert.match(res.json().message, new RegExp(`version ${broken} cannot be served`));
+  assert.deepEqual([served(a), a.app.services.registry.pinnedVersion], [1, 1]);
+});
+
+test('DELETE /v1/models/serving goes back to the newest version that loads, on every replica', async () => {
+  const res = await b.app.inject({ method: 'DELETE', url: '/v1/models/serving' });
+  assert.equal(res.statusCode, 200);
+  // Version 4 is broken, so the newest that loads is 3.
+  assert.deepEqual({ served: res.json().servedVersion, pinned: res.json().pinnedVersion, latest: res.json().latestVersion }, { served: 3, pinned: null, latest: 4 });
+  await waitFor('replica a to follow the unpin', async () => served(a) === 3, 1000, 10);
+  assert.equal(await predictVersion(a), 3);
+});

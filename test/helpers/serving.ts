@@ -1,0 +1,38 @@
+import { createModel } from '../../src/ml/architectures.ts';
+import { initBackend } from '../../src/ml/backend.ts';
+import { serializeModel } from '../../src/ml/serialize.ts';
+import type { ModelFiles } from '../../src/store/model-files.ts';
+import type { ModelStore } from '../../src/store/model-store.ts';
+
+/**
+ * The files of an untrained CNN with seeded random weights: instant to make, a real TensorFlow.js
+ * model, and different seeds give different outputs — all that tests of serving (switching,
+ * pinning, batching) need. Tests of accuracy train a model instead (helpers/model.ts).
+ */
+export async function untrainedModelFiles(seed: number): Promise<ModelFiles> {
+  await initBackend('wasm');
+  const model = createModel('cnn', { learningRate: 0.001, seed });
+  try {
+    return await serializeModel(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+export function writeModelFiles(store: ModelStore, files: ModelFiles, seed = 0): Promise<number> {
+  return store.writeVersion(files, {
+    jobId: null,
+    createdAt: new Date().toISOString(),
+    architecture: 'cnn',
+    params: { seed, untrained: true },
+    dataset: { name: 'none', trainCount: 0, testCount: 0, sha256: '0'.repeat(64) },
+    history: [],
+    metrics: { testAccuracy: 0.1, testLoss: 2.3, confusionMatrix: [] },
+    backend: 'wasm',
+    durationMs: 0,
+  });
+}
+
+export async function writeUntrainedVersion(store: ModelStore, seed: number): Promise<number> {
+  return writeModelFiles(store, await untrainedModelFiles(seed), seed);
+}

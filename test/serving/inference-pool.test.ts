@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { loadMnist } from '../../src/data/mnist.ts';
+import { LocalEngine, ModelLoadError } from '../../src/serving/inference.ts';
+import { InferencePool } from '../../src/serving/inference-pool.ts';
+import type { ModelFiles } from '../../src/store/model-files.ts';
+import { untrainedModelFiles } from '../helpers/serving.ts';
+
+let pool: InferencePool;
+let files: ModelFiles;
+let pixels: Uint8Array;
+before(async () => {
+  files = await untrainedModelFiles(5);
+  pool = await InferencePool.start(2, 'wasm', pino({ level: 'silent' }));
+  pixels = Uint8Array.from((await loadMnist('test')).images.subarray(0, 16 * 784));
+});
+after(() => pool.close());
+
+test('worker threads give the same probabilities as inference on this thread', async () => {
+  const local = new LocalEngine();
+  const expected = await local.predict(await local.load(1, files), pixels, 16);
+  await local.close();
+  const handle = await pool.load(1, files);
+  // Enough calls at once that both threads take some.
+  const results = await Promise.all(Array.from({ length: 6 }, () => pool.predict(handle, pixels.slice(), 16)));
+  for (const probs of results) assert.deepEqual(probs, expected);
+  pool.unload(handle);
+});
+
+test('a model that cannot load in the workers is a ModelLoadError, and the pool keeps working', async () => {
+  await assert.rejects(pool.load(2, { modelJson: files.modelJson, weights: files.weights.subarray(0, 64) }), ModelLoadError);
+  const handle = await pool.load(3, files);
+  assert.equal((await pool.predict(handle, pixels.subarray(0, 784), 1)).length, 10);
+});
+
+test('predicting with an unloaded model is an error, not a wrong answer', async () => {
+  const handle = await pool.load(4, files);
+  pool.unload(handle);
+  await assert.rejects(pool.predict(handle, pixels.subarray(0, 784), 1), /not loaded/);
+});
