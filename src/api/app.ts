@@ -9,10 +9,12 @@ import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelImportRoutes } from './routes/model-import.ts';
+import { jobEventRoutes } from './routes/job-events.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
+import { uiRoutes } from './routes/ui.ts';
 import { ErrorSchema } from './schemas/common.ts';
 import { JobSchema } from './schemas/jobs.ts';
 import { ModelMetadataRef } from './schemas/models.ts';
@@ -54,11 +56,13 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   await app.register(metricsRoutes); // first: its hook times every route
   await app.register(healthRoutes);
   await app.register(jobRoutes);
+  await app.register(jobEventRoutes);
   await app.register(modelRoutes);
   await app.register(predictRoutes);
   await app.register(datasetRoutes);
   await app.register(evaluateRoutes);
   await app.register(modelImportRoutes);
+  await app.register(uiRoutes);
   return app;
 }
 

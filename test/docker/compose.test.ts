@@ -84,6 +84,7 @@ test('every Dockerfile runs an npm script that package.json defines, as a non-ro
 
   const api = finalStage(parseDockerfile(await readFile(join(root, 'docker', 'Dockerfile.api'), 'utf8')));
   assert.ok(api.some((i) => i.keyword === 'HEALTHCHECK' && i.args.includes('/healthz')), 'API image has a /healthz HEALTHCHECK');
+  assert.ok(api.some((i) => i.keyword === 'COPY' && /^web\s/.test(i.args)), 'API image ships the web page (web/), which GET / serves');
   const gpu = parseDockerfile(await readFile(join(root, 'docker', 'Dockerfile.worker-gpu'), 'utf8'));
   assert.ok(gpu.some((i) => i.keyword === 'ARG' && /nvidia\/cuda:11\.2\.\d+-cudnn8-runtime/.test(i.args)), 'GPU image is based on CUDA 11.2 + cuDNN 8');
   assert.match(finalStage(gpu).filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' '), /TF_BACKEND=tensorflow/);

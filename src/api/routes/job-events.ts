@@ -1,0 +1,238 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { QueueEvents, QueueKeys } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { JobNotFoundError, type JobService } from '../../queue/job-service.ts';
+import type { JobView } from '../../queue/job-view.ts';
+import { TRAINING_QUEUE } from '../../queue/names.ts';
+import { createRedis } from '../../queue/redis.ts';
+import type { JobProgressRecord } from '../../queue/job-schemas.ts';
+import { errorResponses } from '../schemas/common.ts';
+import { JobParams } from '../schemas/jobs.ts';
+
+/** Some changes have no BullMQ event (a queued job cancelled through our marker), and events can be missed while Redis reconnects. */
+const POLL_MS = 2000;
+/** A comment line now and then keeps proxies and load balancers from closing an idle stream. */
+const HEARTBEAT_MS = 15_000;
+/** EventSource reconnects after this; every connection starts with a full snapshot, so nothing is lost. */
+const RETRY_MS = 3000;
+const FINISHED = new Set<JobView['state']>(['succeeded', 'failed', 'cancelled']);
+
+export type JobEvent =
+  | { event: 'job'; data: JobView }
+  | { event: 'progress'; data: NonNullable<JobView['progress']> }
+  | { event: 'epoch'; data: JobView['history'][number] }
+  | { event: 'state'; data: JobView }
+  | { event: 'end'; data: { id: string; state: JobView['state'] } };
+
+const progressOrder = (v: JobView) => [v.history.length, v.progress?.epoch ?? 0, v.progress?.batch ?? 0];
+function isBehind(next: JobView, prev: JobView): boolean {
+  const [a, b] = [progressOrder(next), progressOrder(prev)];
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+const stateKey = (v: JobView) => JSON.stringify([v.state, v.cancelRequested ?? false, v.modelVersion, v.error, v.startedAt, v.finishedAt]);
+
+/**
+ * What a client has not seen yet going from `prev` to `next`: new epochs, the latest batch, a state
+ * change. Progress never goes backwards: a Redis read that raced an event cannot undo what was sent.
+ */
+export function jobUpdates(prev: JobView | undefined, next: JobView): { events: JobEvent[]; view: JobView } {
+  if (!prev) return { events: [{ event: 'job', data: next }], view: next };
+  const view = isBehind(next, prev) ? { ...next, progress: prev.progress, history: prev.history } : next;
+  // In the order they happened: epochs before the one of the latest batch, that batch, then its epoch if it ended.
+  const epochs = view.history.slice(prev.history.length).map((data) => ({ event: 'epoch' as const, data }));
+  const current = view.progress?.epoch ?? Infinity;
+  const events: JobEvent[] = epochs.filter((e) => e.data.epoch < current);
+  if (view.progress && JSON.stringify(view.progress) !== JSON.stringify(prev.progress)) events.push({ event: 'progress', data: view.progress });
+  events.push(...epochs.filter((e) => e.data.epoch >= current));
+  if (stateKey(view) !== stateKey(prev)) events.push({ event: 'state', data: view });
+  return { events, view };
+}
+
+type Signal = { kind: 'progress'; record: JobProgressRecord } | { kind: 'changed' };
+
+/**
+ * One BullMQ QueueEvents (one blocking Redis connection) per API process, fanned out to the streams
+ * by job id; started by the first stream, so building the app (tests, the OpenAPI script) needs no Redis.
+ */
+class QueueEventsHub {
+  private queueEvents?: QueueEvents;
+  private connection?: Redis;
+  private starting?: Promise<void>;
+  private readonly listeners = new Map<string, Set<(s: Signal) => void>>();
+
+  constructor(
+    private readonly client: Redis,
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  /**
+   * Starts reading the queue's event stream from its current end, fixed before the first stream's
+   * subscription, so the events of a job that starts right after that are not missed (QueueEvents
+   * alone reads from "$", i.e. from whenever its first XREAD happens to run).
+   */
+  ready(): Promise<void> {
+    this.starting ??= this.start();
+    return this.starting;
+  }
+
+  subscribe(jobId: string, fn: (s: Signal) => void): () => void {
+    let set = this.listeners.get(jobId);
+    if (!set) this.listeners.set(jobId, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.listeners.delete(jobId);
+    };
+  }
+
+  private dispatch(jobId: string, signal: Signal) {
+    for (const fn of this.listeners.get(jobId) ?? []) fn(signal);
+  }
+
+  private async start() {
+    const key = new QueueKeys(this.prefix).toKey(TRAINING_QUEUE, 'events');
+    const lastEventId = await this.client.xrevrange(key, '+', '-', 'COUNT', 1).then(
+      (last) => last[0]?.[0] ?? '0-0',
+      (err: Error) => {
+        this.log.warn({ err: err.message }, 'job events: could not read the event stream position; starting from new events');
+        return '$';
+      },
+    );
+    this.connection = createRedis(this.redisUrl, 'subscriber');
+    this.connection.on('error', (err) => this.log.warn({ err: err.message }, 'job events: redis error'));
+    const qe = new QueueEvents(TRAINING_QUEUE, { connection: this.connection, prefix: this.prefix, lastEventId });
+    qe.on('error', (err) => this.log.warn({ err: err.message }, 'job events: queue events error'));
+    qe.on('progress', ({ jobId, data }) => {
+      if (data && typeof data === 'object') this.dispatch(jobId, { kind: 'progress', record: data as JobProgressRecord });
+    });
+    for (const name of ['active', 'waiting', 'completed', 'failed', 'removed', 'stalled'] as const) {
+      qe.on(name, ({ jobId }: { jobId: string }) => this.dispatch(jobId, { kind: 'changed' }));
+    }
+    this.queueEvents = qe;
+  }
+
+  async close() {
+    await this.starting;
+    await this.queueEvents?.close().catch(() => undefined);
+    this.connection?.disconnect();
+  }
+}
+
+/** One client's stream: every update is applied in order, one at a time, against what it was sent last. */
+class JobEventStream {
+  private sent: JobView | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private unsubscribe = () => {};
+
+  constructor(
+    private readonly raw: ServerResponse,
+    private readonly id: string,
+    private readonly jobs: JobService,
+    private readonly onClosed: () => void,
+  ) {}
+
+  start(first: JobView, hub: QueueEventsHub) {
+    this.raw.on('close', () => this.close());
+    this.raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no', // nginx: do not buffer the stream
+    });
+    this.raw.write(`retry: ${RETRY_MS}\n\n`);
+    this.apply(first);
+    if (this.closed) return;
+    this.unsubscribe = hub.subscribe(this.id, (signal) =>
+      signal.kind === 'progress' ? this.enqueue(async () => this.apply(this.sent && { ...this.sent, progress: signal.record.progress ?? null, history: signal.record.history ?? [] })) : this.sync(),
+    );
+    this.timers.push(setInterval(() => this.sync(), POLL_MS), setInterval(() => this.raw.write(': keep-alive\n\n'), HEARTBEAT_MS));
+    this.sync(); // anything that happened between the first read and the subscription
+  }
+
+  private enqueue(step: () => Promise<void>) {
+    this.chain = this.chain.then(() => (this.closed ? undefined : step())).catch(() => undefined);
+  }
+
+  private sync() {
+    this.enqueue(async () => {
+      const view = await this.jobs.get(this.id).catch(() => this.sent); // Redis away: try again on the next tick
+      if (view) this.apply(view);
+      else this.end(); // removed by retention while watched
+    });
+  }
+
+  private apply(next: JobView | undefined) {
+    if (!next || this.closed) return;
+    const { events, view } = jobUpdates(this.sent, next);
+    this.sent = view;
+    for (const e of events) this.raw.write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    if (FINISHED.has(view.state)) this.end();
+  }
+
+  /** The job is over: says so before closing, so an EventSource knows to stop rather than reconnect. */
+  end() {
+    if (this.closed) return;
+    this.raw.write(`event: end\ndata: ${JSON.stringify({ id: this.id, state: this.sent?.state ?? 'unknown' })}\n\n`);
+    this.raw.end();
+    this.close();
+  }
+
+  /** This process is going away, not the job: close without `end`, so the client reconnects (to another replica). */
+  disconnect() {
+    if (this.closed) return;
+    this.raw.end();
+    this.close();
+  }
+
+  private close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.timers.forEach(clearInterval);
+    this.unsubscribe();
+    this.onClosed();
+  }
+}
+
+export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  let hub: QueueEventsHub | undefined;
+  const streams = new Set<JobEventStream>();
+  // Open streams would keep `close()` waiting for ever; drop them first, then stop listening.
+  app.addHook('preClose', async () => {
+    for (const s of streams) s.disconnect();
+  });
+  app.addHook('onClose', async () => hub?.close());
+
+  app.get('/v1/jobs/:id/events', {
+    schema: {
+      tags: ['jobs'],
+      summary: "A job's progress as server-sent events, until it finishes",
+      description:
+        'A `text/event-stream` (use `EventSource`). Events, each with JSON `data`: `job` first (the whole job, as GET /v1/jobs/{id}); `progress` for each batch the worker reports ' +
+        '(epoch, batch, running loss and accuracy of the epoch; at most every 0.5 s); `epoch` when an epoch ends (its loss, accuracy and validation metrics); ' +
+        '`state` with the whole job when its state changes; and `end` once it has succeeded, failed or been cancelled, after which the server closes the stream. ' +
+        'A reconnecting client gets a fresh `job` snapshot.',
+      params: JobParams,
+      response: {
+        200: { description: 'the event stream', content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <job|progress|epoch|state|end>\\ndata: <JSON>' } } } },
+        ...errorResponses(404),
+      },
+    },
+  }, async (req, reply) => {
+    const { jobs, config } = app.services;
+    const first = await jobs.get(req.params.id);
+    if (!first) throw new JobNotFoundError(req.params.id);
+    hub ??= new QueueEventsHub(app.services.redis, config.REDIS_URL, config.QUEUE_PREFIX, app.log);
+    await hub.ready();
+    reply.hijack();
+    const stream = new JobEventStream(reply.raw, first.id, jobs, () => streams.delete(stream));
+    streams.add(stream);
+    stream.start(first, hub);
+  });
+};
