@@ -6,7 +6,9 @@
  *    — a training process started as the worker starts it (`trainInChild`), on the wasm backend —
  *    for --epochs (default 1) at batch 128, Adam 1e-3, constant rate, and times its batches. The
  *    training process's peak RSS is read from /proc (VmHWM).
- * 2. Times inference of the trained model over the 10k test images (`evaluate`, batches of 1000).
+ * 2. Times inference of the trained model over the 10k test images in batches of 1000: on one thread
+ *    (`evaluate`, for reference) and on the API's inference pool (one thread per core), the figure
+ *    compared with PyTorch's (which uses two threads).
  * 3. Runs bench/pytorch_mnist.py (same model, batch, optimizer, 2 threads, data in memory) for the
  *    same epochs; installs `python3-torch` with apt when it is missing and we are root, otherwise
  *    says that it skipped the peer.
@@ -32,10 +34,14 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../src/data/mnist.ts';
+import { createLogger } from '../src/logger.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { evaluate } from '../src/ml/evaluate.ts';
 import type { TrainJobData } from '../src/queue/job-schemas.ts';
-import { filesToArtifacts } from '../src/store/model-files.ts';
+import { filesToArtifacts, type ModelFiles } from '../src/store/model-files.ts';
+import { PIXELS } from '../src/ml/batch.ts';
+import { defaultReplicas } from '../src/ml/data-parallel.ts';
+import { InferencePool } from '../src/serving/inference-pool.ts';
 import { trainInChild } from '../src/worker/run-in-child.ts';
 import { freePort, startProcess, type Proc } from '../test/helpers/processes.ts';
 
@@ -136,15 +142,43 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
   evaluate(model, { ...test, count: 1000 }); // warm-up
   const t0 = performance.now();
   const evaluation = evaluate(model, test);
-  const inferenceSeconds = (performance.now() - t0) / 1000;
+  const oneThread = test.count / ((performance.now() - t0) / 1000);
   model.dispose();
+  const pooled = await poolInference(outcome.files, test.images, test.count);
+  console.log(`  inference on the 10k test set: ${fmt(oneThread)} img/s on one thread (evaluate), ${fmt(pooled.imagesPerSec)} img/s on the API's inference pool (${pooled.threads} threads)`);
   return {
     trainImagesPerSec: images / seconds,
-    inferenceImagesPerSec: test.count / inferenceSeconds,
+    inferenceImagesPerSec: pooled.imagesPerSec,
     testAccuracy: evaluation.accuracy,
     peakMb,
     backend: outcome.backend,
   };
+}
+
+/**
+ * Inference as the API serves it: the inference thread pool (one thread per core, as
+ * PREDICT_WORKERS sets it), fed batches of 1000 like the PyTorch script's, as fast as it answers.
+ */
+async function poolInference(files: ModelFiles, images: Uint8Array, count: number): Promise<{ imagesPerSec: number; threads: number }> {
+  const threads = defaultReplicas();
+  const pool = await InferencePool.start(threads, 'wasm', createLogger('bench', 'warn'));
+  try {
+    const handle = await pool.load(1, files);
+    const run = () => {
+      const calls: Promise<Float32Array>[] = [];
+      for (let start = 0; start < count; start += 1000) {
+        const n = Math.min(1000, count - start);
+        calls.push(pool.predict(handle, images.slice(start * PIXELS, (start + n) * PIXELS), n));
+      }
+      return Promise.all(calls);
+    };
+    await run(); // warm-up: every thread compiles and sizes its heap
+    const t0 = performance.now();
+    await run();
+    return { imagesPerSec: count / ((performance.now() - t0) / 1000), threads };
+  } finally {
+    await pool.close();
+  }
 }
 
 function findPython(): string | undefined {

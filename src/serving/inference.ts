@@ -58,7 +58,8 @@ export async function loadServableModel(version: number, files: ModelFiles): Pro
 /** Runs a loaded model on a batch; synchronous because every backend we use computes eagerly. */
 export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
   if (pixels.length !== count * PIXELS) throw new RangeError(`${count} images need ${count * PIXELS} bytes, got ${pixels.length}`);
-  return tf.tidy(() => (model.predict(imagesToTensor(pixels, count)) as tf.Tensor).dataSync() as Float32Array);
+  // One call for the whole batch (predict would otherwise slice it into 32s and concatenate).
+  return tf.tidy(() => (model.predict(imagesToTensor(pixels, count), { batchSize: Math.max(1, count) }) as tf.Tensor).dataSync() as Float32Array);
 }
 
 /** Inference on the calling thread (the API's event loop); the simplest engine and the baseline. */
