@@ -36,7 +36,75 @@ export const ConfigSchema = Type.Object({
     description: 'how long a predict request waits for others to batch with when the model is idle (as TF Serving batch_timeout_micros, in ms; 0 = only those already arrived)',
   }),
   PREDICT_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API; 0 = run inference on the HTTP event loop' }),
+  API_SHUTDOWN_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 10_000,
+    description: 'on SIGTERM the API stops accepting connections and lets in-flight requests finish (open event streams are closed at once); after this long it exits regardless, with status 1',
+  }),
+  API_KEYS: Type.String({
+    default: '',
+    // `key:scope` pairs; a key is 16+ characters without spaces, commas or colons.
+    pattern: '^\\s*(?:[^\\s,:]{16,}:(?:predict|admin)(?:\\s*,\\s*[^\\s,:]{16,}:(?:predict|admin))*)?\\s*$',
+    secret: true, // never echoed, not even in a config error
+    description:
+      'API keys as a comma-separated list of key:scope, scope predict or admin (several keys per scope allowed, e.g. for rotation); admin keys may do everything. ' +
+      'Empty = authentication off, every route open (a warning at start-up). With keys: mutations of jobs, models and datasets need admin, reads any key, predict see PREDICT_AUTH',
+  }),
+  PREDICT_AUTH: StringEnum(['key', 'open'], {
+    default: 'key',
+    description: 'with API_KEYS set: key = POST /v1/predict needs a predict or admin key; open = anyone may predict (other routes still need keys)',
+  }),
+  PREDICT_RATE_LIMIT: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'most POST /v1/predict requests per client (its API key, else its IP address) per PREDICT_RATE_WINDOW_SECONDS, counted in Redis across replicas; more → 429 with Retry-After (0 = no limit)',
+  }),
+  PREDICT_RATE_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60, description: 'the window PREDICT_RATE_LIMIT counts over, in seconds' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 1, description: 'training jobs one worker process runs at once' }),
+  CHECKPOINTS_DIR: Type.String({
+    default: '',
+    description: 'directory (shared by the workers) for per-epoch training checkpoints, one file per running job; empty = .checkpoints in MODELS_DIR',
+  }),
+  JOB_LOCK_MS: Type.Integer({
+    minimum: 1000,
+    default: 30_000,
+    description: "how long a worker's lock on its running job lasts unless renewed (every half of it); a worker that dies loses the job this long after (BullMQ lockDuration)",
+  }),
+  JOB_STALLED_CHECK_MS: Type.Integer({
+    minimum: 100,
+    default: 30_000,
+    description: 'how often each worker looks for running jobs whose lock has expired (their worker died) and puts them back in the queue (BullMQ stalledInterval)',
+  }),
+  JOB_MAX_STALLS: Type.Integer({
+    minimum: 0,
+    default: 2,
+    description: 'times a job may lose its worker (crash, kill) and be resumed from its checkpoint; one more and it fails with the reason',
+  }),
+  JOB_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    default: 1,
+    description: 'attempts a job gets when its training throws an error (each resumes from the last checkpoint); 1 = no retry. Crashes are counted by JOB_MAX_STALLS',
+  }),
+  WORKER_SHUTDOWN_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 30_000,
+    description: 'on SIGTERM a worker checkpoints its running jobs, puts them back in the queue and exits; after this long it exits regardless (the jobs are then resumed from their last epoch checkpoint)',
+  }),
+  JOB_RETENTION_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 7 * 24 * 3600,
+    description: 'how long a finished job (succeeded, failed or cancelled) stays readable, in seconds; 0 = no age limit',
+  }),
+  JOB_RETENTION_COUNT: Type.Integer({
+    minimum: 0,
+    default: 1000,
+    description: 'most succeeded jobs kept, and most failed or cancelled ones, the oldest removed first; 0 = no count limit',
+  }),
+  MODEL_KEEP_LAST: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'model versions kept on disk: the newest N plus the pinned one, any an API replica serves and the bases of queued fine-tunes; older ones are deleted by the worker (0 = keep all)',
+  }),
 });
 
 export type Config = Static<typeof ConfigSchema> & { modelsDir: string; datasetsDir: string };
@@ -54,7 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (errors.length > 0) {
     const first = errors[0];
     const key = first.instancePath.replace(/^\//, '');
-    throw new ConfigError(`invalid config ${key}=${JSON.stringify(raw[key])}: ${first.message}`);
+    const secret = (ConfigSchema.properties as Record<string, { secret?: boolean }>)[key]?.secret === true;
+    throw new ConfigError(`invalid config ${key}=${secret ? '(hidden)' : JSON.stringify(raw[key])}: ${first.message}`);
   }
   const config = parsed as Static<typeof ConfigSchema>;
   return { ...config, modelsDir: resolve(config.MODELS_DIR), datasetsDir: resolve(config.DATASETS_DIR) };

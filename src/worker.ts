@@ -14,9 +14,13 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
     if (closing) return;
     closing = true;
-    log.info({ signal: sig }, 'worker shutting down; waiting for the running job');
-    running.close().then(
-      () => process.exit(0),
+    // Running jobs checkpoint after their current batch and go back to the queue for any worker to resume.
+    log.info({ signal: sig, timeoutMs: config.WORKER_SHUTDOWN_TIMEOUT_MS }, 'worker shutting down; checkpointing the running job');
+    running.shutdown(config.WORKER_SHUTDOWN_TIMEOUT_MS).then(
+      (clean) => {
+        if (!clean) log.error({ timeoutMs: config.WORKER_SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting (the job resumes from its last epoch checkpoint)');
+        process.exit(clean ? 0 : 1);
+      },
       (err) => {
         log.error({ err }, 'error while shutting down');
         process.exit(1);

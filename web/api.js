@@ -8,17 +8,109 @@ export class ApiError extends Error {
   }
 }
 
+// The API key (when the server has API_KEYS) is kept in this browser only and sent with every call.
+const KEY_STORAGE = 'mnist-service.api-key';
+export const apiKey = {
+  get: () => {
+    try {
+      return localStorage.getItem(KEY_STORAGE) ?? '';
+    } catch {
+      return ''; // storage blocked: the page still works where the server has auth off
+    }
+  },
+  set: (key) => {
+    try {
+      if (key) localStorage.setItem(KEY_STORAGE, key);
+      else localStorage.removeItem(KEY_STORAGE);
+    } catch {
+      // storage blocked: nothing to keep
+    }
+  },
+};
+
+function withKey(init) {
+  const key = apiKey.get();
+  return key ? { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } } : init;
+}
+
 async function request(path, init = {}) {
   let res;
   try {
-    res = await fetch(path, init);
+    res = await fetch(path, withKey(init));
   } catch {
     throw new ApiError(0, 'The service does not answer. Is it running?');
   }
   const type = res.headers.get('content-type') ?? '';
   const body = type.includes('application/json') ? await res.json().catch(() => null) : null;
+  // 401/403: the page offers its key field (app.js listens).
+  if (res.status === 401 || res.status === 403) window.dispatchEvent(new CustomEvent('api-key-needed', { detail: { status: res.status } }));
   if (!res.ok) throw new ApiError(res.status, body?.message ?? `${res.status} ${res.statusText}`);
   return body;
+}
+
+/**
+ * EventSource cannot send headers, so with a key the stream is read with fetch instead. Same events,
+ * `readyState` and reconnect-after-a-pause as EventSource, just what train.js uses.
+ */
+class KeyedEventSource extends EventTarget {
+  static RETRY_MS = 3000;
+
+  constructor(url) {
+    super();
+    this.readyState = EventSource.CONNECTING;
+    this.controller = null;
+    void this.connect(url);
+  }
+
+  async connect(url) {
+    while (this.readyState !== EventSource.CLOSED) {
+      this.controller = new AbortController();
+      try {
+        const res = await fetch(url, withKey({ headers: { accept: 'text/event-stream' }, signal: this.controller.signal }));
+        if (!res.ok || !res.body) {
+          if (res.status === 401 || res.status === 403) window.dispatchEvent(new CustomEvent('api-key-needed', { detail: { status: res.status } }));
+          this.readyState = EventSource.CLOSED; // as EventSource does on a non-200 answer
+          this.dispatchEvent(new Event('error'));
+          return;
+        }
+        this.readyState = EventSource.OPEN;
+        this.dispatchEvent(new Event('open'));
+        await this.read(res.body.pipeThrough(new TextDecoderStream()).getReader());
+      } catch {
+        // network error or close(): reconnect below unless closed
+      }
+      if (this.readyState === EventSource.CLOSED) return;
+      this.readyState = EventSource.CONNECTING;
+      this.dispatchEvent(new Event('error'));
+      await new Promise((r) => setTimeout(r, KeyedEventSource.RETRY_MS));
+    }
+  }
+
+  async read(reader) {
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length > 0 && this.readyState !== EventSource.CLOSED) this.dispatchEvent(new MessageEvent(event, { data: data.join('\n') }));
+      }
+    }
+  }
+
+  close() {
+    this.readyState = EventSource.CLOSED;
+    this.controller?.abort();
+  }
 }
 
 const sendJson = (method, path, payload) =>
@@ -34,6 +126,10 @@ export const api = {
   createJob: (params) => sendJson('POST', 'v1/jobs', params),
   cancelJob: (id) => request(`v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }),
   jobEventsUrl: (id) => `v1/jobs/${encodeURIComponent(id)}/events`,
+  jobEvents: (id) => {
+    const url = api.jobEventsUrl(id);
+    return apiKey.get() ? new KeyedEventSource(url) : new EventSource(url);
+  },
   datasets: () => request('v1/datasets'),
   uploadDataset: (zip) => request('v1/datasets', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: zip }),
   servingStatus: () => request('v1/models/serving'),

@@ -1,7 +1,7 @@
 // Entry point: tabs (with the URL hash, so a tab can be linked and Back works), the shared model
 // list that every tab listens to, and feature detection for pinning.
 
-import { api } from './api.js';
+import { api, apiKey } from './api.js';
 import { $ } from './dom.js';
 import { setupDraw } from './draw.js';
 import { setupModels } from './models.js';
@@ -22,7 +22,8 @@ async function modelsChanged() {
       $('#served-pill').classList.toggle('none', !list.servedVersion);
       await Promise.all(modelListeners.map((fn) => fn(list)));
     } catch (err) {
-      $('#served-pill').textContent = err.status === 0 ? 'offline' : 'models unavailable';
+      $('#served-pill').textContent = err.status === 0 ? 'offline' : err.status === 401 || err.status === 403 ? 'API key needed' : 'models unavailable';
+      $('#served-pill').classList.add('none');
     } finally {
       refreshing = null;
     }
@@ -79,6 +80,35 @@ const showModel = (version) => {
   void views.models.show(version);
 };
 
+// The API key field: hidden in a menu, opened when the server answers 401/403.
+function setupKeyMenu() {
+  const menu = $('#key-menu');
+  const input = $('#api-key');
+  const show = () => menu.classList.toggle('set', Boolean(apiKey.get()));
+  let prompted = false; // once per key, not on every refresh that fails
+  const save = (key) => {
+    apiKey.set(key.trim());
+    prompted = false;
+    input.value = '';
+    menu.open = false;
+    show();
+    void modelsChanged(); // the lists that needed the key
+  };
+  $('#key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    save(input.value);
+  });
+  $('#key-forget').addEventListener('click', () => save(''));
+  window.addEventListener('api-key-needed', () => {
+    if (prompted || menu.open) return;
+    prompted = true;
+    menu.open = true;
+    input.focus();
+  });
+  show();
+}
+
+setupKeyMenu();
 setupDraw({ onModelsChanged });
 views.train = setupTrain({ isVisible: () => current === 'train' && !document.hidden, onModelsChanged, modelsChanged, showModel });
 views.models = setupModels({ onModelsChanged, modelsChanged, servingStatus });

@@ -285,7 +285,7 @@ function createWatcher({ onFinished, showModel, cancel }) {
         button.textContent = on ? 'Watching' : 'Watch';
       }
     });
-    source = new EventSource(api.jobEventsUrl(target.id));
+    source = api.jobEvents(target.id); // an EventSource, or its fetch twin when an API key is set
     const mine = source;
     const on = (name, fn) => mine.addEventListener(name, (e) => mine === source && fn(JSON.parse(e.data)));
     on('job', (view) => {

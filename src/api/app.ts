@@ -3,7 +3,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
+import { auth, documentAccess } from './auth.ts';
 import { errorHandler, schemaErrorFormatter } from './error-handler.ts';
+import { echoRequestId, requestIdOptions } from './request-id.ts';
 import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
@@ -13,6 +15,7 @@ import { jobEventRoutes } from './routes/job-events.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
+import { predictRateLimit } from './rate-limit.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { ErrorSchema } from './schemas/common.ts';
@@ -28,10 +31,12 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
     // Unknown fields are an error, not silently dropped: a typo like `epoch` must not train with defaults.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, discriminator: true } },
     schemaErrorFormatter,
+    ...requestIdOptions,
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('services', services);
+  app.addHook('onRequest', echoRequestId); // first, so that every answer (401, 429, 404…) carries X-Request-Id
   app.setErrorHandler(errorHandler);
   app.addSchema(ErrorSchema);
   app.addSchema(JobSchema);
@@ -40,7 +45,10 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
 
   await app.register(swagger, {
     openapi: openapiDocument,
-    transform: ({ schema, url }) => (url === '/v1/predict' ? { schema: { ...schema, body: predictRequestBodyDoc }, url } : { schema, url }),
+    transform: ({ schema, url, route }) => ({
+      schema: documentAccess(url === '/v1/predict' ? { ...schema, body: predictRequestBodyDoc } : schema, route.method, url),
+      url,
+    }),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(multipart, {
@@ -53,6 +61,9 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Before the routes: auth's onRequest hook runs first, then predict's rate limit (counted per key).
+  await app.register(auth, { config: services.config });
+  await app.register(predictRateLimit, { config: services.config, redis: services.redis });
   await app.register(metricsRoutes); // first: its hook times every route
   await app.register(healthRoutes);
   await app.register(jobRoutes);

@@ -62,7 +62,9 @@ export class ApiMetrics implements BatchObserver {
       async collect() {
         if (!jobCounts) return;
         this.reset();
-        for (const [state, count] of Object.entries(await jobCounts())) this.set({ state }, count);
+        // Redis away: no job series in this scrape (rather than a failed scrape; the rest still counts).
+        const counts = await jobCounts().catch(() => ({}));
+        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },
     });
   }

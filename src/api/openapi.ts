@@ -1,3 +1,4 @@
+import { securitySchemes } from './auth.ts';
 import { PredictJsonBody } from './schemas/predict.ts';
 
 /** The parts of the OpenAPI document that no route schema carries. */
@@ -18,6 +19,8 @@ export const openapiDocument = {
     { name: 'datasets', description: 'uploaded labelled digits for fine-tuning and evaluation' },
     { name: 'health', description: 'liveness and readiness' },
   ],
+  // Which routes take which key is on each operation (see auth.ts); the Authorize button uses these.
+  components: { securitySchemes },
 };
 
 /**

@@ -2,12 +2,15 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { JobService } from '../queue/job-service.ts';
+import { jobRetentionOptions } from '../queue/job-retention.ts';
+import { jobAttemptOptions } from '../queue/job-attempts.ts';
 import { TRAINING_QUEUE, redisKeys } from '../queue/names.ts';
-import { createRedis } from '../queue/redis.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../queue/redis.ts';
 import { PredictBatcher } from '../serving/batcher.ts';
 import { LocalEngine, type InferenceEngine } from '../serving/inference.ts';
 import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
+import { reportServedVersion } from '../serving/served-versions.ts';
 import { RedisPinStore } from '../serving/serving-pin.ts';
 import { followModelChanges } from '../store/model-events.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
@@ -25,15 +28,17 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const keys = redisKeys(config.QUEUE_PREFIX);
   const redis = createRedis(config.REDIS_URL, 'client');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber');
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis client error'));
-  subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
+  logConnectionState(redis, 'client', log);
+  logConnectionState(subscriber, 'subscriber', log);
 
   const queue = new Queue(TRAINING_QUEUE, {
     connection: redis,
     prefix: config.QUEUE_PREFIX,
-    // Finished jobs stay a week (and at most 1000 of each) so their history and errors can be read.
-    defaultJobOptions: { removeOnComplete: { age: 7 * 24 * 3600, count: 1000 }, removeOnFail: { age: 7 * 24 * 3600, count: 1000 } },
+    // Finished jobs stay readable (history, errors) for JOB_RETENTION_SECONDS / JOB_RETENTION_COUNT.
+    defaultJobOptions: { ...jobRetentionOptions(config), ...jobAttemptOptions(config) },
   });
+  // Without a listener BullMQ prints each error to stderr; connection errors are logged above already.
+  queue.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error'));
   const modelStore = new ModelStore(config.modelsDir);
   const datasetStore = new DatasetStore(config.datasetsDir);
   const jobs = new JobService(queue, redis, keys);
@@ -44,20 +49,23 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
 
   await registry.refresh();
+  // Tells the workers' model retention which version this replica serves, so it is never deleted.
+  const servedReport = reportServedVersion({ redis, key: keys.modelServed, servedVersion: () => registry.servedVersion, log });
+  void servedReport.report();
   const stopFollowing = await followModelChanges({
     subscriber,
     channel: keys.modelEvents,
     dir: config.modelsDir,
     pollMs: config.MODEL_POLL_MS,
-    onChange: () => void registry.refresh(),
+    onChange: () => void registry.refresh().then(() => servedReport.report()),
     log,
   });
 
   // Job durations for /metrics: BullMQ's events stream, read on a connection of its own (it blocks).
   const eventsConnection = createRedis(config.REDIS_URL, 'subscriber');
-  eventsConnection.on('error', () => undefined); // reported by queueEvents below
+  logConnectionState(eventsConnection, 'events', log);
   const queueEvents = new QueueEvents(TRAINING_QUEUE, { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-  queueEvents.on('error', (err) => log.warn({ err: err.message }, 'queue events error'));
+  queueEvents.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue events error'));
   const observeJob = (outcome: 'completed' | 'failed') => ({ jobId }: { jobId: string }) => {
     void queue.getJob(jobId).then((job) => job && metrics.observeJob(outcome, job.processedOn, job.finishedOn), () => undefined);
   };
@@ -71,6 +79,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
       await stopFollowing();
       await app.close();
       await Promise.allSettled([queue.close(), queueEvents.close()]);
+      await servedReport.stop();
       registry.dispose();
       await engine.close();
       await Promise.allSettled([subscriber.quit(), redis.quit(), eventsConnection.quit()]);

@@ -16,8 +16,9 @@ function maybeGunzip(buf: Buffer, name: string, limit: number): Buffer {
 
 /** An uploaded IDX image/label pair (as MNIST ships, gzipped or not), preprocessed as /v1/predict does. */
 export function readIdxUpload(imagesFile: Buffer, labelsFile: Buffer, limits: DatasetLimits = DEFAULT_DATASET_LIMITS): LabelledImages {
-  const images = maybeGunzip(imagesFile, 'images', limits.maxTotalBytes);
-  const labels = maybeGunzip(labelsFile, 'labels', limits.maxTotalBytes);
+  // Inflated no further than the largest pair accepted (header + maxImages), so a gzip bomb costs little.
+  const images = maybeGunzip(imagesFile, 'images', Math.min(limits.maxTotalBytes, 16 + limits.maxImages * PIXELS));
+  const labels = maybeGunzip(labelsFile, 'labels', Math.min(limits.maxTotalBytes, 8 + limits.maxImages));
   let parsed: LabelledImages;
   try {
     parsed = parseIdxPair(images, labels);

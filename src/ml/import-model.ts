@@ -16,6 +16,22 @@ function weightBytes(spec: tf.io.WeightsManifestEntry): number {
   return per * spec.shape.reduce((a, b) => a * b, 1);
 }
 
+/** The manifest is user input: its shape is checked before any of it is used. */
+function checkManifest(manifest: unknown[], jsonName: string): asserts manifest is tf.io.WeightsManifestConfig {
+  for (const group of manifest) {
+    const g = group as { paths?: unknown; weights?: unknown } | null;
+    if (!g || typeof g !== 'object' || !Array.isArray(g.paths) || !g.paths.every((p) => typeof p === 'string') || !Array.isArray(g.weights)) {
+      throw new ModelImportError(`${jsonName}: each weightsManifest entry needs a list of file paths and a list of weights`);
+    }
+    for (const w of g.weights as unknown[]) {
+      const spec = w as { name?: unknown; dtype?: unknown; shape?: unknown } | null;
+      if (!spec || typeof spec !== 'object' || typeof spec.name !== 'string' || typeof spec.dtype !== 'string' || !Array.isArray(spec.shape) || !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new ModelImportError(`${jsonName}: weight ${JSON.stringify(spec?.name ?? null)} needs a name, a dtype and a shape of whole numbers`);
+      }
+    }
+  }
+}
+
 export interface ImportedModel {
   model: tfl.LayersModel;
   /** What was done to make it take a 28×28×1 image and give 10 probabilities. */
@@ -44,6 +60,7 @@ export async function importLayersModel(files: Map<string, Buffer>): Promise<Imp
     throw new ModelImportError(`${jsonName} is a ${json.format}; only layers models are supported (tensorflowjs_converter --output_format=tfjs_layers_model)`);
   }
 
+  checkManifest(json.weightsManifest, jsonName);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Buffer[] = [];
   for (const group of json.weightsManifest) {

@@ -24,6 +24,8 @@ export interface TrainOptions {
    * on the wasm backend, whose kernels use a single thread; otherwise 1.
    */
   replicas?: number;
+  /** Where an interrupted training stands (from a checkpoint): training goes on from there. */
+  resumeFrom?: TrainPosition;
 }
 
 /** Below this many batches a replica thread's start-up (~1 s) costs more than it saves. */
@@ -58,17 +60,69 @@ export interface EpochStats {
   valAccuracy?: number;
 }
 
+/**
+ * Where a training stands, besides the model's weights and optimizer state: with those, enough to
+ * go on exactly as if it had never stopped (the shuffles are replayed from the seed).
+ */
+export interface TrainPosition {
+  /** Epochs finished. */
+  epochsDone: number;
+  /** Batches finished of the epoch after those (0 at an epoch boundary). */
+  batchesDone: number;
+  /** Running sums of that unfinished epoch, for its loss and accuracy. */
+  partial: { lossSum: number; accSum: number; seen: number };
+  history: EpochStats[];
+  /** Numbers drawn so far from the augmentation's random stream. */
+  augmentDraws: number;
+}
+
 export interface TrainCallbacks {
   onBatchEnd?: (progress: BatchProgress) => void;
   onEpochEnd?: (stats: EpochStats) => void;
   /** Polled after every batch; returning true stops training by throwing TrainingCancelledError. */
   shouldStop?: () => boolean;
+  /**
+   * Called (and awaited) at the end of every epoch, before onEpochEnd, and when `shouldPause` asks
+   * to stop: the moment to save the model's weights and optimizer state with this position.
+   */
+  onCheckpoint?: (position: TrainPosition) => Promise<void> | void;
+  /** Polled after every batch; true → onCheckpoint at this batch, then TrainingPausedError. */
+  shouldPause?: () => boolean;
 }
 
 export class TrainingCancelledError extends Error {
   constructor() {
     super('training cancelled');
   }
+}
+
+/** Training stopped at a batch boundary after a checkpoint, to be resumed (e.g. its worker is shutting down). */
+export class TrainingPausedError extends Error {
+  constructor(readonly position: TrainPosition) {
+    super(`training paused after epoch ${position.epochsDone}, batch ${position.batchesDone}`);
+  }
+}
+
+/** Counts the numbers drawn, so a resumed training can skip as many. */
+function countingRandom(random: () => number, skip: number): { next: () => number; drawn: () => number } {
+  for (let i = 0; i < skip; i++) random();
+  let drawn = skip;
+  return {
+    next: () => {
+      drawn++;
+      return random();
+    },
+    drawn: () => drawn,
+  };
+}
+
+function checkResumable(position: TrainPosition, epochs: number, batches: number): void {
+  const { epochsDone, batchesDone, history } = position;
+  const ok =
+    Number.isInteger(epochsDone) && epochsDone >= 0 && epochsDone <= epochs &&
+    Number.isInteger(batchesDone) && batchesDone >= 0 && batchesDone < batches &&
+    (batchesDone === 0 || epochsDone < epochs) && history.length === epochsDone;
+  if (!ok) throw new Error(`cannot resume training at epoch ${epochsDone} batch ${batchesDone} (${history.length} epochs of history) of ${epochs} epochs × ${batches} batches`);
 }
 
 export function splitIndices(count: number, validationSplit: number, seed: number): { train: Uint32Array; validation: Uint32Array } {
@@ -79,33 +133,47 @@ export function splitIndices(count: number, validationSplit: number, seed: numbe
 
 /**
  * Mini-batch training of a compiled model. Knows nothing of queues or HTTP: progress leaves through
- * callbacks, cancellation comes in through `shouldStop`.
+ * callbacks, cancellation comes in through `shouldStop`. Checkpoints go out through `onCheckpoint`
+ * (each epoch, and on `shouldPause`); `resumeFrom` carries on from one.
  */
 export async function train(model: LayersModel, data: Examples, opts: TrainOptions, callbacks: TrainCallbacks = {}): Promise<EpochStats[]> {
   const { train: trainIdx, validation } = splitIndices(data.count, opts.validationSplit, opts.seed);
   const random = mulberry32(opts.seed ^ 0x9e3779b9);
-  const augmentRandom = mulberry32(opts.seed ^ 0x85ebca6b); // its own stream: augmenting does not change the shuffle
+  const batches = Math.ceil(trainIdx.length / opts.batchSize);
+  const resume = opts.resumeFrom;
+  if (resume) checkResumable(resume, opts.epochs, batches);
+  // Its own stream: augmenting does not change the shuffle.
+  const augmentRandom = countingRandom(mulberry32(opts.seed ^ 0x85ebca6b), resume?.augmentDraws ?? 0);
   const augment = opts.augment && !isIdentity(opts.augment) ? opts.augment : undefined;
   const held = opts.validation ?? { data, indices: validation };
-  const batches = Math.ceil(trainIdx.length / opts.batchSize);
-  const history: EpochStats[] = [];
+  const history: EpochStats[] = resume ? resume.history.map((h) => ({ ...h })) : [];
   const order = new Uint32Array(trainIdx);
+  const position = (epochsDone: number, batchesDone: number, lossSum: number, accSum: number, seen: number): TrainPosition => ({
+    epochsDone,
+    batchesDone,
+    partial: { lossSum, accSum, seen },
+    history: history.map((h) => ({ ...h })),
+    augmentDraws: augmentRandom.drawn(),
+  });
   const replicas = replicaCount(model, opts, batches);
   const parallel = replicas > 1 ? await DataParallelTrainer.start(model, replicas) : undefined;
   try {
     for (let epoch = 1; epoch <= opts.epochs; epoch++) {
-      if (opts.learningRateAt) setLearningRate(model, opts.learningRateAt(epoch));
+      // Every epoch's shuffle is drawn, those already trained too, so a resumed run sees the same order.
       shuffleInPlace(order, random);
-      let lossSum = 0;
-      let accSum = 0;
-      let seen = 0;
-      for (let b = 0; b < batches; b++) {
+      if (resume && epoch <= resume.epochsDone) continue;
+      if (opts.learningRateAt) setLearningRate(model, opts.learningRateAt(epoch));
+      const resuming = resume && epoch === resume.epochsDone + 1 ? resume : undefined;
+      let lossSum = resuming?.partial.lossSum ?? 0;
+      let accSum = resuming?.partial.accSum ?? 0;
+      let seen = resuming?.partial.seen ?? 0;
+      for (let b = resuming?.batchesDone ?? 0; b < batches; b++) {
         const idx = order.subarray(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, order.length));
         const batch = gatherBatch(data, idx);
         const { ys } = batch;
         let xs = batch.xs;
         if (augment) {
-          xs = augmentBatch(batch.xs, augment, augmentRandom);
+          xs = augmentBatch(batch.xs, augment, augmentRandom.next);
           batch.xs.dispose();
         }
         let result: number | number[];
@@ -123,6 +191,11 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
         // One turn of the event loop per batch (~µs): lets progress messages go out and a cancel come in.
         await new Promise((resolve) => setImmediate(resolve));
         if (callbacks.shouldStop?.()) throw new TrainingCancelledError();
+        if (b + 1 < batches && callbacks.shouldPause?.()) {
+          const here = position(epoch - 1, b + 1, lossSum, accSum, seen);
+          await callbacks.onCheckpoint?.(here);
+          throw new TrainingPausedError(here);
+        }
       }
       const stats: EpochStats = { epoch, loss: lossSum / seen, accuracy: accSum / seen };
       if (held.indices.length > 0) {
@@ -131,7 +204,10 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
         stats.valAccuracy = val.accuracy;
       }
       history.push(stats);
+      await callbacks.onCheckpoint?.(position(epoch, 0, 0, 0, 0));
       callbacks.onEpochEnd?.(stats);
+      // A pause asked for during the last batch: the epoch's checkpoint is the place to stop.
+      if (epoch < opts.epochs && callbacks.shouldPause?.()) throw new TrainingPausedError(position(epoch, 0, 0, 0, 0));
     }
   } finally {
     await parallel?.close();

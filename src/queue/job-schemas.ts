@@ -83,6 +83,27 @@ export type TrainJobData = TrainParams & { seed: number };
 export type FinetuneJobData = FinetuneParams & { seed: number; baseModel: number; freeze: FinetuneParams['freeze'] };
 export type JobData = TrainJobData | FinetuneJobData;
 
+/**
+ * What the API stores in a job's data beside the params, for the logs only: the id of the HTTP
+ * request that queued it, so the worker's lines about the job carry it too. Never part of `params`.
+ */
+export interface JobMeta {
+  requestId?: string;
+}
+
+/** A job's data without its JobMeta: the params alone. */
+export function withoutJobMeta<T>(data: T): T {
+  if (!data || typeof data !== 'object' || !('requestId' in data)) return data;
+  const { requestId: _requestId, ...params } = data as T & JobMeta;
+  return params as T;
+}
+
+/** The id of the request that queued the job, if the API recorded one. */
+export function jobRequestId(data: unknown): string | undefined {
+  const id = (data as JobMeta | null | undefined)?.requestId;
+  return typeof id === 'string' ? id : undefined;
+}
+
 export class InvalidJobDataError extends Error {}
 
 /** Fills in the defaults of the request's branch (the same the API documents). */
@@ -98,7 +119,7 @@ export function parseJobData(data: unknown): JobData {
   const type = (data as { type?: unknown } | null)?.type;
   if (type !== 'train' && type !== 'finetune') throw new InvalidJobDataError(`job data has an unknown type ${JSON.stringify(type)}`);
   const schema = type === 'finetune' ? FinetuneParamsSchema : TrainParamsSchema;
-  const params = withDefaults(data as JobRequest);
+  const params = withDefaults(withoutJobMeta(data) as JobRequest);
   const errors = [...Value.Errors(schema, params)];
   if (errors.length > 0) throw new InvalidJobDataError(`invalid job data at ${errors[0].instancePath || '/'}: ${errors[0].message}`);
   if (params.seed === undefined) throw new InvalidJobDataError('job data has no seed');
@@ -120,6 +141,8 @@ export type BatchProgressRecord = Static<typeof BatchProgressSchema>;
 export interface JobProgressRecord {
   progress: BatchProgressRecord | null;
   history: Static<typeof EpochStatsSchema>[];
+  /** Set when the latest attempt went on from a checkpoint: the epochs already done then. */
+  resumedFromEpoch?: number;
 }
 
 /** What a train job returns on success. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { JobData } from './job-schemas.ts';
+import type { JobData, JobMeta } from './job-schemas.ts';
 import { toJobView, type JobView } from './job-view.ts';
 import type { RedisKeys } from './names.ts';
 
@@ -29,17 +29,20 @@ export class JobService {
     private readonly keys: RedisKeys,
   ) {}
 
-  async enqueue(data: JobData): Promise<JobView> {
+  /** `meta.requestId` (the HTTP request's id) travels in the job's data, so the worker's log lines for the job carry it. */
+  async enqueue(data: JobData, meta: JobMeta = {}): Promise<JobView> {
     const id = randomUUID();
-    const job = await this.queue.add(data.type, data, { jobId: id });
+    const job = await this.queue.add(data.type, { ...data, ...meta }, { jobId: id });
     await this.redis.zadd(this.keys.jobIndex, job.timestamp, id);
     return toJobView(job, 'waiting', false);
   }
 
   async get(id: string): Promise<JobView | undefined> {
+    // The state first, then the job's fields: read the other way round, a job finishing in between
+    // would look finished without its result (a "succeeded" job with no modelVersion).
+    const [state, cancelled] = await Promise.all([this.queue.getJobState(id), this.redis.sismember(this.keys.cancelled, id)]);
     const job = await this.queue.getJob(id);
     if (!job) return undefined;
-    const [state, cancelled] = await Promise.all([job.getState(), this.redis.sismember(this.keys.cancelled, id)]);
     return toJobView(job, state, cancelled === 1);
   }
 

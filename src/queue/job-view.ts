@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { Type, type Static } from 'typebox';
 import { StringEnum } from '../schemas/string-enum.ts';
 import { EpochStatsSchema } from '../store/metadata.ts';
-import { BatchProgressSchema, FinetuneParamsSchema, TrainParamsSchema, type JobProgressRecord, type TrainJobResult } from './job-schemas.ts';
+import { BatchProgressSchema, FinetuneParamsSchema, TrainParamsSchema, withoutJobMeta, type JobProgressRecord, type TrainJobResult } from './job-schemas.ts';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -15,6 +15,9 @@ export const JobViewSchema = Type.Object({
   params: Type.Union([TrainParamsSchema, FinetuneParamsSchema], { description: 'the request with every default filled in' }),
   progress: Type.Union([BatchProgressSchema, Type.Null()], { description: 'latest batch; loss/accuracy are running means over the epoch' }),
   history: Type.Array(EpochStatsSchema, { description: 'one entry per finished epoch' }),
+  resumedFromEpoch: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'the latest attempt went on from a checkpoint (its worker crashed or shut down): the epochs already done then' }),
+  ),
   modelVersion: Type.Optional(Type.Integer()),
   metrics: Type.Optional(Type.Object({ testAccuracy: Type.Number(), testLoss: Type.Number() })),
   error: Type.Optional(Type.String()),
@@ -51,11 +54,12 @@ export function toJobView(job: Job, bullState: string, cancelRequested: boolean)
     id: job.id!,
     type: job.name,
     state,
-    params: job.data,
+    params: withoutJobMeta(job.data),
     progress: progress.progress ?? null,
     history: progress.history ?? [],
     createdAt: iso(job.timestamp)!,
   };
+  if (progress.resumedFromEpoch !== undefined) view.resumedFromEpoch = progress.resumedFromEpoch;
   if (result?.modelVersion !== undefined) {
     view.modelVersion = result.modelVersion;
     view.metrics = result.metrics;

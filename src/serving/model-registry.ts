@@ -91,6 +91,7 @@ export class ModelRegistry {
   private readonly retryFailedAfterMs: number;
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
+  private pinReadFailing = false;
   private closed = false;
 
   constructor(
@@ -153,9 +154,12 @@ export class ModelRegistry {
     if (this.closed) return;
     try {
       this.pinned = await this.pins.get();
+      this.pinReadFailing = false;
     } catch (err) {
-      // Keep serving what the last known pin says rather than flip to "latest" during an outage.
-      this.log.warn({ err: (err as Error).message }, 'could not read the pinned version; keeping the last known pin');
+      // Keep serving what the last known pin says rather than flip to "latest" during an outage
+      // (said once per outage, not at every poll).
+      if (!this.pinReadFailing) this.log.warn({ err: (err as Error).message }, 'could not read the pinned version; keeping the last known pin');
+      this.pinReadFailing = true;
     }
     if (this.pinned !== undefined) {
       if (this.served?.version === this.pinned) return;

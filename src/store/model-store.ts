@@ -13,6 +13,8 @@ export class VersionNotFoundError extends Error {
 
 const VERSION_DIR = /^[1-9]\d*$/;
 const TEMP_PREFIX = '.tmp-';
+/** A deleted version is renamed to this prefix first (out of the listing at once), then removed. */
+const TRASH_PREFIX = '.trash-';
 
 async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
   const handle = await open(path, 'w');
@@ -112,11 +114,28 @@ export class ModelStore {
     }
   }
 
-  /** Removes temporary directories left by writers that crashed before their rename. */
+  /**
+   * Deletes a version so that no reader sees it half-deleted: one rename takes it out of the listing
+   * (a reader either read it whole already, or gets "does not exist"), then the files go. False if
+   * it was already gone, say removed by another worker's retention at the same moment.
+   */
+  async deleteVersion(version: number): Promise<boolean> {
+    const trash = join(this.root, `${TRASH_PREFIX}${version}-${randomUUID()}`);
+    try {
+      await rename(this.versionDir(version), trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    await rm(trash, { recursive: true, force: true });
+    return true;
+  }
+
+  /** Removes temporary directories left by writers (or deletions) that crashed half-way. */
   async removeStaleTemp(olderThanMs: number): Promise<string[]> {
     const removed: string[] = [];
     const names = await readdir(this.root).catch(() => [] as string[]);
-    for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX))) {
+    for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX) || n.startsWith(TRASH_PREFIX))) {
       const path = join(this.root, name);
       const info = await stat(path).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > olderThanMs) {

@@ -10,7 +10,8 @@ import { DatasetStore } from '../store/dataset-store.ts';
 import { filesToArtifacts } from '../store/model-files.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { serializeModel } from '../ml/serialize.ts';
-import type { TrainingOutcome } from './run-training.ts';
+import type { Checkpointer } from '../ml/checkpoint.ts';
+import { withCheckpoints, type TrainingOutcome } from './run-training.ts';
 
 export interface StorePaths {
   modelsDir: string;
@@ -22,7 +23,7 @@ export interface StorePaths {
  * new dataset's training split mixed with MNIST (rehearsal, against forgetting), then measure both
  * the new data's held-out split and the MNIST test set.
  */
-export async function runFinetune(params: FinetuneJobData, paths: StorePaths, callbacks: TrainCallbacks = {}): Promise<TrainingOutcome> {
+export async function runFinetune(params: FinetuneJobData, paths: StorePaths, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer): Promise<TrainingOutcome> {
   const started = Date.now();
   const models = new ModelStore(paths.modelsDir);
   const [baseFiles, baseMeta, mnistTrain, mnistTest] = await Promise.all([
@@ -46,11 +47,12 @@ export async function runFinetune(params: FinetuneJobData, paths: StorePaths, ca
   try {
     freezeLayers(model, params.freeze);
     model.compile({ optimizer: tf.train.adam(params.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const resumeFrom = await checkpoints?.restore(model);
     const history = await train(
       model,
       mixed,
-      { epochs: params.epochs, batchSize: params.batchSize, validationSplit: 0, seed: params.seed, augment: params.augment, validation: { data, indices: validation } },
-      callbacks,
+      { epochs: params.epochs, batchSize: params.batchSize, validationSplit: 0, seed: params.seed, augment: params.augment, validation: { data, indices: validation }, resumeFrom },
+      withCheckpoints(callbacks, model, checkpoints),
     );
     const test = evaluate(model, mnistTest);
     const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;

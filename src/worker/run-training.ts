@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../data/mnist.ts';
 import { createModel } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
+import type { Checkpointer } from '../ml/checkpoint.ts';
 import { train, type TrainCallbacks } from '../ml/train.ts';
 import type { TrainJobData } from '../queue/job-schemas.ts';
 import type { EpochStatsRecord, ModelMetadata, ModelMetrics } from '../store/metadata.ts';
@@ -22,9 +24,10 @@ export interface TrainingOutcome {
 /**
  * The use case of a train job, told in order: load MNIST, build the architecture, train, evaluate
  * on the full test set, serialise. Runs wherever TensorFlow.js is initialised (a training process in
- * production, the test process in tests).
+ * production, the test process in tests). With a checkpointer it saves its state every epoch and
+ * resumes from a saved one.
  */
-export async function runTraining(params: TrainJobData, callbacks: TrainCallbacks = {}): Promise<TrainingOutcome> {
+export async function runTraining(params: TrainJobData, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer): Promise<TrainingOutcome> {
   const started = Date.now();
   const [trainSet, testSet] = await Promise.all([loadMnist('train'), loadMnist('test')]);
   const count = Math.min(params.limit, trainSet.count);
@@ -32,7 +35,8 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
 
   const model = createModel(params.architecture, { learningRate: params.learningRate, seed: params.seed });
   try {
-    const history = await train(model, examples, { ...params, learningRateAt: learningRateSchedule(params) }, callbacks);
+    const resumeFrom = await checkpoints?.restore(model);
+    const history = await train(model, examples, { ...params, learningRateAt: learningRateSchedule(params), resumeFrom }, withCheckpoints(callbacks, model, checkpoints));
     const test = evaluate(model, testSet);
     return {
       files: await serializeModel(model),
@@ -48,6 +52,17 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   }
 }
 
+/** The callbacks, plus saving a checkpoint whenever training offers one. */
+export function withCheckpoints(callbacks: TrainCallbacks, model: LayersModel, checkpoints: Checkpointer | undefined): TrainCallbacks {
+  if (!checkpoints) return callbacks;
+  return {
+    ...callbacks,
+    onCheckpoint: async (position) => {
+      await checkpoints.save(model, position);
+      await callbacks.onCheckpoint?.(position);
+    },
+  };
+}
 
 /** The per-epoch learning rate of a train job (see `learningRateSchedule` in its schema). */
 export function learningRateSchedule(params: Pick<TrainJobData, 'epochs' | 'learningRate' | 'learningRateSchedule'>): ((epoch: number) => number) | undefined {

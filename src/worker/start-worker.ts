@@ -1,11 +1,17 @@
-import { Worker, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { JOB_TYPES, TRAINING_QUEUE, redisKeys, type JobType } from '../queue/names.ts';
-import { createRedis } from '../queue/redis.ts';
+import { workerJobRetention } from '../queue/job-retention.ts';
+import { jobRequestId } from '../queue/job-schemas.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../queue/redis.ts';
 import { publishVersion } from '../store/model-events.ts';
+import { CheckpointStore } from '../store/checkpoint-store.ts';
 import { ModelStore } from '../store/model-store.ts';
-import { createTrainingProcessor } from './training-processor.ts';
+import { checkpointsDir, sweepCheckpoints } from './checkpointing.ts';
+import { createWorkerModelPruner } from './model-pruner.ts';
+import { STOP_REASONS, createTrainingProcessor } from './training-processor.ts';
 import type { ToTrainer } from './training-messages.ts';
 
 type Handler = (job: Job, token?: string, signal?: AbortSignal) => Promise<unknown>;
@@ -19,7 +25,13 @@ export function checkHandlers(handlers: Record<string, Handler>): void {
 
 export interface RunningWorker {
   worker: Worker;
+  /** Waits for the running jobs to finish, then closes. */
   close: () => Promise<void>;
+  /**
+   * For SIGTERM: running jobs save a checkpoint after their current batch and go back to the queue
+   * (no attempt counted), then the worker closes. False if that took longer than `timeoutMs`.
+   */
+  shutdown: (timeoutMs: number) => Promise<boolean>;
 }
 
 export async function startWorker(config: Config, log: Logger, backend: Extract<ToTrainer, { type: 'start' }>['backend']): Promise<RunningWorker> {
@@ -31,10 +43,17 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   const client = createRedis(config.REDIS_URL, 'client');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber');
   const connection = createRedis(config.REDIS_URL, 'worker');
+  // A Redis outage is logged once each way per connection, not at every reconnect attempt (nor as "unhandled").
+  for (const [name, c] of [['client', client], ['subscriber', subscriber], ['worker', connection]] as const) logConnectionState(c, name, log);
+  const checkpoints = new CheckpointStore(checkpointsDir(config));
+  const jobs = new Queue(TRAINING_QUEUE, { connection: client, prefix: config.QUEUE_PREFIX });
+  jobs.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error')); // else BullMQ prints each to stderr
 
   // Training and fine-tuning share one processor: both run a child process and write a version.
   const training = createTrainingProcessor({
     store,
+    checkpoints,
+    maxStalls: config.JOB_MAX_STALLS,
     datasetsDir: config.datasetsDir,
     backend,
     log,
@@ -51,11 +70,45 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
       if (!handler) throw new Error(`no handler for job type ${job.name}`);
       return handler(job, token, signal);
     },
-    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false },
+    // Retention for jobs queued without it (the API sets it on each job, which takes precedence).
+    {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.WORKER_CONCURRENCY,
+      autorun: false,
+      ...workerJobRetention(config),
+      // Recorded as the job's processedBy, so an operator (or a test) can tell which worker runs it.
+      name: `${hostname()}:${process.pid}`,
+      // A dead worker's job is back in the queue JOB_LOCK_MS (+ up to two checks) after it died,
+      // and resumes from its checkpoint. The processor fails a job found stalled more than
+      // JOB_MAX_STALLS times, with the reason; BullMQ's own limit (one more) is only a backstop.
+      lockDuration: config.JOB_LOCK_MS,
+      stalledInterval: config.JOB_STALLED_CHECK_MS,
+      maxStalledCount: config.JOB_MAX_STALLS + 1,
+    },
   );
-  worker.on('error', (err) => log.error({ err }, 'worker error'));
-  worker.on('failed', (job, err) => log.warn({ jobId: job?.id, reason: err.message }, 'job failed'));
-  worker.on('completed', (job) => log.info({ jobId: job.id, result: job.returnvalue }, 'job succeeded'));
+  worker.on('error', (err) => isRedisConnectionError(err) || log.error({ err }, 'worker error'));
+  worker.on('failed', (job, err) => log.warn({ jobId: job?.id, requestId: jobRequestId(job?.data), reason: err.message }, 'job failed'));
+  worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its worker died or lost touch with Redis); back in the queue to resume from its checkpoint'));
+  // The lock is someone else's now (the job was found stalled and requeued): stop training it here.
+  worker.on('lockRenewalFailed', (jobIds) => {
+    for (const jobId of jobIds) if (worker.cancelJob(jobId, STOP_REASONS.lockLost)) log.warn({ jobId }, 'lost the lock of a running job; stopping it');
+  });
+  // A job failed for good keeps no checkpoint (the processor removes it too, but not on BullMQ's own failures).
+  worker.on('failed', (job) => {
+    if (job?.id) void sweepCheckpointOf(job.id);
+  });
+  const sweepCheckpointOf = async (jobId: string) => {
+    try {
+      if ((await jobs.getJobState(jobId)) === 'failed') await checkpoints.remove(jobId);
+    } catch (err) {
+      log.warn({ err, jobId }, 'could not check whether a checkpoint is still needed');
+    }
+  };
+  worker.on('completed', (job) => log.info({ jobId: job.id, requestId: jobRequestId(job.data), result: job.returnvalue }, 'job succeeded'));
+  // Model retention (MODEL_KEEP_LAST) after each job that may have added a version, and at start-up.
+  const pruner = createWorkerModelPruner(config, store, client, log);
+  worker.on('completed', () => void pruner.run());
 
   // Cancellation reaches the one process running the job through pub/sub (the API cannot call
   // worker.cancelJob across processes).
@@ -64,15 +117,38 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   });
   await subscriber.subscribe(keys.cancelChannel);
 
+  const swept = await sweepCheckpoints(checkpoints, (id) => jobs.getJobState(id)).catch((err) => {
+    log.warn({ err }, 'could not sweep old checkpoints');
+    return [];
+  });
+  if (swept.length) log.info({ jobIds: swept }, 'removed checkpoints of jobs that have ended');
+
   void worker.run();
   await worker.waitUntilReady();
+  void pruner.run();
   log.info({ queue: TRAINING_QUEUE, concurrency: config.WORKER_CONCURRENCY }, 'worker ready');
 
+  const close = async () => {
+    await worker.close();
+    await pruner.close();
+    await jobs.close().catch(() => undefined);
+    await Promise.allSettled([subscriber.quit(), client.quit(), connection.quit()]);
+  };
   return {
     worker,
-    close: async () => {
-      await worker.close();
-      await Promise.allSettled([subscriber.quit(), client.quit(), connection.quit()]);
+    close,
+    shutdown: async (timeoutMs) => {
+      const closed = close(); // first, so that no job is fetched any more
+      worker.cancelAllJobs(STOP_REASONS.shutdown);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      try {
+        return await Promise.race([closed.then(() => true as const), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }

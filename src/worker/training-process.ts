@@ -1,5 +1,7 @@
 import { initBackend } from '../ml/backend.ts';
-import { TrainingCancelledError, type BatchProgress, type EpochStats } from '../ml/train.ts';
+import { TrainingCancelledError, TrainingPausedError, type BatchProgress, type EpochStats } from '../ml/train.ts';
+import { CheckpointStore } from '../store/checkpoint-store.ts';
+import { jobCheckpointer } from './checkpointing.ts';
 import { runFinetune } from './run-finetune.ts';
 import { runTraining } from './run-training.ts';
 import type { FromTrainer, ToTrainer } from './training-messages.ts';
@@ -9,26 +11,39 @@ import type { FromTrainer, ToTrainer } from './training-messages.ts';
 // once per process, and the WebAssembly heap — which never shrinks — goes away with the job.
 const send = (msg: FromTrainer) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
 let cancelled = false;
+let pauseRequested = false;
 
 process.on('message', (msg: ToTrainer) => {
   if (msg.type === 'cancel') cancelled = true;
+  if (msg.type === 'pause') pauseRequested = true;
   if (msg.type === 'start') void run(msg);
 });
-// An orphan (the worker died) has no one to report to.
+// An orphan (the worker died) has no one to report to; its last checkpoint is on disk for the next attempt.
 process.on('disconnect', () => process.exit(1));
+// The worker decides when to stop (Ctrl-C or a group-wide SIGTERM reach this process too): it asks
+// for a checkpoint first, and this process goes when it is told or when the worker is gone.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined);
 
-async function run({ params, backend, paths }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
+async function run({ params, backend, paths, checkpoint }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
     const callbacks = {
       onBatchEnd: (progress: BatchProgress) => void send({ type: 'batch', progress }),
       onEpochEnd: (stats: EpochStats) => void send({ type: 'epoch', stats }),
       shouldStop: () => cancelled,
+      shouldPause: () => pauseRequested && checkpoint !== undefined,
     };
-    const outcome = params.type === 'finetune' ? await runFinetune(params, paths, callbacks) : await runTraining(params, callbacks);
+    const checkpoints =
+      checkpoint &&
+      jobCheckpointer(new CheckpointStore(checkpoint.dir), checkpoint.jobId, params, {
+        onResume: (position) => void send({ type: 'resumed', position }),
+        onUnusable: (reason) => void send({ type: 'warning', message: `checkpoint not used, training from the start: ${reason}` }),
+      });
+    const outcome = params.type === 'finetune' ? await runFinetune(params, paths, callbacks, checkpoints) : await runTraining(params, callbacks, checkpoints);
     await send({ type: 'done', outcome });
   } catch (err) {
     if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });
+    else if (err instanceof TrainingPausedError) await send({ type: 'paused', position: err.position });
     else await send({ type: 'error', message: (err as Error).message, stack: (err as Error).stack });
   }
   process.exit(0);

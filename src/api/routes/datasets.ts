@@ -6,6 +6,7 @@ import type { LabelledImages } from '../../data/idx.ts';
 import { readIdxUpload } from '../../data/idx-upload.ts';
 import { readImageFolderZip } from '../../data/image-folder.ts';
 import type { DatasetInfo } from '../../store/dataset-store.ts';
+import { readMultipart } from '../multipart.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 const ZIP_TYPES = ['application/zip', 'application/x-zip-compressed'];
@@ -26,12 +27,10 @@ async function readUpload(req: FastifyRequest, maxBytes: number): Promise<Upload
     }
     return { data: await readImageFolderZip(req.body), name: 'upload', format: 'imagefolder' };
   }
-  const files = new Map<string, { filename: string; data: Buffer }>();
+  const body = await readMultipart(req, { limits: { fileSize: maxBytes, files: 2, fields: 4 } });
+  const files = new Map(body.files.map((f) => [f.fieldname, f]));
   let name: string | undefined;
-  for await (const part of req.parts({ limits: { fileSize: maxBytes, files: 2, fields: 4 } })) {
-    if (part.type === 'file') files.set(part.fieldname, { filename: part.filename, data: await part.toBuffer() });
-    else if (part.fieldname === 'name') name = String(part.value).slice(0, 200);
-  }
+  for (const field of body.fields) if (field.fieldname === 'name') name = String(field.value).slice(0, 200);
   const images = files.get('images');
   const labels = files.get('labels');
   if (images && labels) return { data: readIdxUpload(images.data, labels.data), name: name ?? images.filename, format: 'idx' };

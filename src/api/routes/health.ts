@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { REDIS_RETRY_AFTER_SECONDS } from '../../queue/redis.ts';
 
 const REDIS_PING_TIMEOUT_MS = 1000;
 
@@ -15,7 +16,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     servedVersion: Type.Union([Type.Integer(), Type.Null()]),
   });
   app.get('/readyz', {
-    schema: { tags: ['health'], summary: 'Readiness: Redis reachable (503 otherwise); says whether a model is loaded', response: { 200: Readiness, 503: Readiness } },
+    schema: { tags: ['health'], summary: 'Readiness: Redis reachable (503 with Retry-After otherwise); says whether a model is loaded', response: { 200: Readiness, 503: Readiness } },
   }, async (_req, reply) => {
     const { redis, registry } = app.services;
     const redisOk = await Promise.race([
@@ -23,6 +24,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       new Promise<boolean>((r) => setTimeout(r, REDIS_PING_TIMEOUT_MS, false).unref()),
     ]);
     const served = registry.servedVersion;
+    if (!redisOk) reply.header('retry-after', String(REDIS_RETRY_AFTER_SECONDS));
     return reply.status(redisOk ? 200 : 503).send({
       status: redisOk ? 'ready' : 'unavailable',
       redis: redisOk,

@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { JobNotFoundError, type JobService } from '../../queue/job-service.ts';
 import type { JobView } from '../../queue/job-view.ts';
 import { TRAINING_QUEUE } from '../../queue/names.ts';
-import { createRedis } from '../../queue/redis.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../../queue/redis.ts';
 import type { JobProgressRecord } from '../../queue/job-schemas.ts';
 import { errorResponses } from '../schemas/common.ts';
 import { JobParams } from '../schemas/jobs.ts';
@@ -104,9 +104,9 @@ class QueueEventsHub {
       },
     );
     this.connection = createRedis(this.redisUrl, 'subscriber');
-    this.connection.on('error', (err) => this.log.warn({ err: err.message }, 'job events: redis error'));
+    logConnectionState(this.connection, 'job events', this.log);
     const qe = new QueueEvents(TRAINING_QUEUE, { connection: this.connection, prefix: this.prefix, lastEventId });
-    qe.on('error', (err) => this.log.warn({ err: err.message }, 'job events: queue events error'));
+    qe.on('error', (err) => isRedisConnectionError(err) || this.log.warn({ err: err.message }, 'job events: queue events error'));
     qe.on('progress', ({ jobId, data }) => {
       if (data && typeof data === 'object') this.dispatch(jobId, { kind: 'progress', record: data as JobProgressRecord });
     });
@@ -136,11 +136,13 @@ class JobEventStream {
     private readonly id: string,
     private readonly jobs: JobService,
     private readonly onClosed: () => void,
+    private readonly requestId: string,
   ) {}
 
   start(first: JobView, hub: QueueEventsHub) {
     this.raw.on('close', () => this.close());
     this.raw.writeHead(200, {
+      'x-request-id': this.requestId,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
@@ -221,7 +223,7 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: JobParams,
       response: {
         200: { description: 'the event stream', content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <job|progress|epoch|state|end>\\ndata: <JSON>' } } } },
-        ...errorResponses(404),
+        ...errorResponses(404, 503),
       },
     },
   }, async (req, reply) => {
@@ -231,7 +233,7 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     hub ??= new QueueEventsHub(app.services.redis, config.REDIS_URL, config.QUEUE_PREFIX, app.log);
     await hub.ready();
     reply.hijack();
-    const stream = new JobEventStream(reply.raw, first.id, jobs, () => streams.delete(stream));
+    const stream = new JobEventStream(reply.raw, first.id, jobs, () => streams.delete(stream), req.id);
     streams.add(stream);
     stream.start(first, hub);
   });

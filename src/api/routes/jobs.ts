@@ -16,17 +16,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. ' +
         '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.',
       body: CreateJobBody,
-      response: { 202: Job, ...errorResponses(400, 413, 415) },
+      response: { 202: Job, ...errorResponses(400, 413, 415, 503) },
     },
   }, async (req, reply) => {
     const { modelStore, datasetStore, jobs } = app.services;
-    const job = await jobs.enqueue(await resolveJobRequest(req.body, { modelStore, datasetStore }));
-    req.log.info({ jobId: job.id, params: job.params }, 'job queued');
+    const job = await jobs.enqueue(await resolveJobRequest(req.body, { modelStore, datasetStore }), { requestId: req.id });
+    req.log.info({ jobId: job.id, params: job.params }, 'job queued'); // the request's child logger adds requestId
     return reply.status(202).header('location', `/v1/jobs/${job.id}`).send(job);
   });
 
   app.get('/v1/jobs', {
-    schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: ListJobsQuery, response: { 200: JobListSchema, ...errorResponses(400) } },
+    schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: ListJobsQuery, response: { 200: JobListSchema, ...errorResponses(400, 503) } },
   }, async (req) => {
     const { limit, offset } = req.query;
     const { items, total } = await app.services.jobs.list(offset, limit);
@@ -34,7 +34,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/v1/jobs/:id', {
-    schema: { tags: ['jobs'], summary: 'A job: state, progress, per-epoch history, resulting model version', params: JobParams, response: { 200: Job, ...errorResponses(404) } },
+    schema: { tags: ['jobs'], summary: 'A job: state, progress, per-epoch history, resulting model version', params: JobParams, response: { 200: Job, ...errorResponses(404, 503) } },
   }, async (req) => {
     const job = await app.services.jobs.get(req.params.id);
     if (!job) throw new JobNotFoundError(req.params.id);
@@ -47,7 +47,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Cancel a queued or running job',
       description: 'A running job stops within one batch and writes no model. Answers 200 with the cancelled job, or 202 if it is still stopping after a few seconds; 409 if the job had already finished.',
       params: JobParams,
-      response: { 200: Job, 202: Job, ...errorResponses(404, 409) },
+      response: { 200: Job, 202: Job, ...errorResponses(404, 409, 503) },
     },
   }, async (req, reply) => {
     const job = await app.services.jobs.cancel(req.params.id);

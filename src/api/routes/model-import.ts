@@ -7,6 +7,7 @@ import { serializeModel } from '../../ml/serialize.ts';
 import { currentBackendName } from '../../ml/backend.ts';
 import { redisKeys } from '../../queue/names.ts';
 import { publishVersion } from '../../store/model-events.ts';
+import { readMultipart } from '../multipart.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 export const modelImportRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -24,8 +25,8 @@ export const modelImportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!req.isMultipart()) throw new ModelImportError('send model.json and its weight files as multipart/form-data');
     const started = Date.now();
     const files = new Map<string, Buffer>();
-    for await (const part of req.parts({ limits: { fileSize: app.services.config.UPLOAD_MAX_BYTES, files: 32 } })) {
-      if (part.type === 'file') files.set(part.filename.split(/[\\/]/).pop()!, await part.toBuffer());
+    for (const f of (await readMultipart(req, { limits: { fileSize: app.services.config.UPLOAD_MAX_BYTES, files: 32 } })).files) {
+      files.set(f.filename.split(/[\\/]/).pop()!, f.data);
     }
     const { model, adapted } = await importLayersModel(files);
     try {

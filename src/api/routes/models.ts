@@ -1,8 +1,9 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MODEL_JSON } from '../../store/model-files.ts';
+import { VersionNotFoundError } from '../../store/model-store.ts';
 import { errorResponses, VersionParams } from '../schemas/common.ts';
 import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../schemas/models.ts';
 
@@ -13,7 +14,9 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { modelStore, registry } = app.services;
     const versions = await modelStore.listVersions();
     const servedVersion = registry.servedVersion ?? versions[0] ?? null;
-    const metas = await Promise.all(versions.map((v) => modelStore.readMetadata(v)));
+    // A version deleted by retention between the listing and the read is left out, not a 404.
+    const read = await Promise.all(versions.map((v) => modelStore.readMetadata(v).catch((err) => (err instanceof VersionNotFoundError ? undefined : Promise.reject(err)))));
+    const metas = read.filter((m) => m !== undefined);
     return {
       servedVersion,
       pinnedVersion: registry.pinnedVersion ?? null,
@@ -70,11 +73,15 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { modelStore } = app.services;
     const allowed = await modelStore.servableFiles(version);
     if (!allowed.has(file)) throw Object.assign(new Error(`version ${version} has no file ${file}`), { statusCode: 404 });
+    // Opened before answering, so a version deleted by retention meanwhile is a 404, not a broken stream.
+    const handle = await open(join(modelStore.versionDir(version), file)).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new VersionNotFoundError(version) : err;
+    });
     // Versions are immutable, so clients and proxies may cache them for good.
     return reply
       .header('access-control-allow-origin', '*')
       .header('cache-control', 'public, max-age=31536000, immutable')
       .type(file === MODEL_JSON ? 'application/json' : 'application/octet-stream')
-      .send(createReadStream(join(modelStore.versionDir(version), file)) as unknown as string); // a stream; the schema documents bytes
+      .send(handle.createReadStream() as unknown as string); // a stream; the schema documents bytes
   });
 };

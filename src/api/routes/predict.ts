@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { imageToMnistPixels, MNIST_SIDE, toMnistInput } from '../../ml/preprocess.ts';
+import { readMultipart } from '../multipart.ts';
 import { errorResponses } from '../schemas/common.ts';
 import { PredictJsonBody, PredictQuery, PredictResponse } from '../schemas/predict.ts';
 
@@ -29,10 +30,8 @@ function fromBase64(text: string, name: string): Buffer {
 /** The images of a predict request, from a raw PNG body, a multipart body or a JSON body. */
 async function readInputs(req: FastifyRequest, max: number): Promise<Input[]> {
   if (req.isMultipart()) {
-    const inputs: Input[] = [];
-    for await (const part of req.parts()) {
-      if (part.type === 'file') inputs.push({ png: await part.toBuffer(), name: `file ${inputs.length + 1} (${part.filename || part.fieldname})` });
-    }
+    const { files } = await readMultipart(req);
+    const inputs: Input[] = files.map((f, i) => ({ png: f.data, name: `file ${i + 1} (${f.filename || f.fieldname})` }));
     if (inputs.length === 0) throw new BadPredictBodyError(400, 'the multipart body holds no file; send each image as a file part');
     return inputs;
   }

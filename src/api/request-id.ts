@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** A caller's id is kept if it is 1–128 printable ASCII characters (no spaces); otherwise the API makes one. */
+const ACCEPTABLE_ID = /^[!-~]{1,128}$/;
+
+/**
+ * Every request has an id: the caller's `X-Request-Id` (a proxy's or a client's, so one id follows a
+ * request across services) or a new UUID. It is on every log line of the request (as `requestId`,
+ * the same key the worker uses for the job it queued) and in the response's `X-Request-Id`.
+ */
+export const requestIdOptions = {
+  requestIdHeader: false as const,
+  requestIdLogLabel: 'requestId',
+  genReqId: (req: IncomingMessage): string => {
+    const given = req.headers[REQUEST_ID_HEADER];
+    return typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();
+  },
+};
+
+/** onRequest hook: the id goes back to the caller, on errors too. */
+export async function echoRequestId(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header(REQUEST_ID_HEADER, req.id);
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import type { Config } from '../../src/config.ts';
+import { TRAINING_QUEUE, redisKeys } from '../../src/queue/names.ts';
+import { readServedVersions, reportServedVersion } from '../../src/serving/served-versions.ts';
+import type { ModelMetadata } from '../../src/store/metadata.ts';
+import { WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
+import { ModelStore } from '../../src/store/model-store.ts';
+import { createModelPruner, createWorkerModelPruner } from '../../src/worker/model-pruner.ts';
+import { startWorker } from '../../src/worker/start-worker.ts';
+import { REDIS_URL, testConfig, waitFor } from '../helpers/env.ts';
+
+// Retention as the worker runs it: what is in use comes from Redis (pin, replicas' reports, queued fine-tunes).
+const log = pino({ level: 'silent' });
+let redis: Redis;
+let config: Config;
+let cleanup = async () => {};
+
+before(async () => {
+  ({ config, cleanup } = await testConfig({ MODEL_KEEP_LAST: '1' }));
+  redis = new Redis(REDIS_URL);
+});
+after(async () => {
+  redis.disconnect();
+  await cleanup();
+});
+
+const files: ModelFiles = {
+  modelJson: { modelTopology: {}, format: 'layers-model', weightsManifest: [{ paths: [WEIGHTS_FILE], weights: [] }] } as unknown as ModelFiles['modelJson'],
+  weights: new Uint8Array(8),
+};
+const meta: Omit<ModelMetadata, 'version'> = {
+  jobId: null,
+  createdAt: new Date().toISOString(),
+  architecture: 'cnn',
+  params: {},
+  dataset: { name: 'mnist', trainCount: 1, testCount: 1, sha256: 'x' },
+  history: [],
+  metrics: { testAccuracy: 0.5, testLoss: 1, confusionMatrix: [] },
+  backend: 'wasm',
+  durationMs: 1,
+};
+
+async function writeVersions(store: ModelStore, count: number) {
+  for (let i = 0; i < count; i++) await store.writeVersion(files, meta);
+}
+
+test('an API replica reports the version it serves; a report from a replica gone quiet is dropped', async () => {
+  const key = `${config.QUEUE_PREFIX}:served-test`;
+  let served: number | undefined = 4;
+  const reporter = reportServedVersion({ redis, key, servedVersion: () => served, log, intervalMs: 50, replicaId: 'replica-a' });
+  await reporter.report();
+  assert.deepEqual(await readServedVersions(redis, key), [4]);
+  served = 5;
+  await new Promise((r) => setTimeout(r, 150)); // the interval re-reports
+  assert.deepEqual(await readServedVersions(redis, key), [5]);
+  await redis.hset(key, 'replica-gone', JSON.stringify({ version: 2, at: 1000 }), 'replica-garbled', 'not json');
+  assert.deepEqual(await readServedVersions(redis, key), [5]);
+  assert.deepEqual(Object.keys(await redis.hgetall(key)), ['replica-a'], 'stale and unreadable entries are removed');
+  await reporter.stop();
+  assert.deepEqual(await readServedVersions(redis, key), []);
+});
+
+test('with MODEL_KEEP_LAST=1 the worker keeps the newest, the pinned, the served and the bases of unfinished fine-tunes', async () => {
+  const store = new ModelStore(config.modelsDir);
+  await writeVersions(store, 7);
+  const keys = redisKeys(config.QUEUE_PREFIX);
+  await redis.set(keys.modelPin, '2');
+  const reporter = reportServedVersion({ redis, key: keys.modelServed, servedVersion: () => 3, log, replicaId: 'replica-b' });
+  await reporter.report();
+  await redis.hset(keys.modelServed, 'replica-dead', JSON.stringify({ version: 1, at: Date.now() - 10 * 60_000 }));
+  const queue = new Queue(TRAINING_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  await queue.add('finetune', { type: 'finetune', baseModel: 5, dataset: 'mnist', seed: 1 }); // no worker: stays waiting
+  await queue.add('train', { type: 'train', seed: 1 });
+
+  const pruner = createWorkerModelPruner(config, store, redis, log);
+  await pruner.run();
+  assert.deepEqual(await store.listVersions(), [7, 5, 3, 2]);
+
+  // Unpinned, the fine-tune gone and the replica now on 7: the next run deletes them.
+  await redis.del(keys.modelPin);
+  await queue.obliterate({ force: true });
+  await reporter.stop();
+  await pruner.run();
+  assert.deepEqual(await store.listVersions(), [7]);
+  await pruner.close();
+  await queue.close();
+});
+
+test('when what is in use cannot be read, nothing is deleted', async () => {
+  const store = new ModelStore(`${config.modelsDir}-closed`);
+  await writeVersions(store, 3);
+  const pruner = createModelPruner({ store, keepLast: 1, log, inUse: () => Promise.reject(new Error('Redis is away')) });
+  await pruner.run();
+  assert.deepEqual(await store.listVersions(), [3, 2, 1]);
+});
+
+test('MODEL_KEEP_LAST=0 (the default) never deletes anything', async () => {
+  const store = new ModelStore(`${config.modelsDir}-all`);
+  await writeVersions(store, 3);
+  const pruner = createWorkerModelPruner({ ...config, MODEL_KEEP_LAST: 0 }, store, redis, log);
+  await pruner.run();
+  assert.deepEqual(await store.listVersions(), [3, 2, 1]);
+  await pruner.close();
+});
+
+test('runs asked for during a run coalesce into one more run after it', async () => {
+  const store = new ModelStore(`${config.modelsDir}-coalesce`);
+  await writeVersions(store, 3);
+  let calls = 0;
+  let open = () => {};
+  const gate = new Promise<void>((r) => (open = r));
+  const pruner = createModelPruner({
+    store,
+    keepLast: 1,
+    log,
+    inUse: async () => {
+      calls++;
+      await gate;
+      return [];
+    },
+  });
+  const runs = [pruner.run(), pruner.run(), pruner.run()];
+  open();
+  await Promise.all(runs);
+  assert.equal(calls, 2);
+  assert.deepEqual(await store.listVersions(), [3]);
+});
+
+test('a worker started with MODEL_KEEP_LAST applies it at start-up', async () => {
+  const dir = `${config.modelsDir}-worker`;
+  const store = new ModelStore(dir);
+  await writeVersions(store, 4);
+  const running = await startWorker({ ...config, MODEL_KEEP_LAST: 2, modelsDir: dir }, log, 'wasm');
+  try {
+    await waitFor('versions 1 and 2 to be deleted', async () => (await store.listVersions()).join() === '4,3', 5000, 50);
+  } finally {
+    await running.close();
+  }
+});
