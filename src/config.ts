@@ -60,6 +60,7 @@ export const ConfigSchema = Type.Object({
     description: 'most POST /v1/predict requests per client (its API key, else its IP address) per PREDICT_RATE_WINDOW_SECONDS, counted in Redis across replicas; more → 429 with Retry-After (0 = no limit)',
   }),
   PREDICT_RATE_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60, description: 'the window PREDICT_RATE_LIMIT counts over, in seconds' }),
+  MAX_EVENT_STREAMS: Type.Integer({ minimum: 1, default: 500, description: 'most job event streams (GET /v1/jobs/{id}/events) one API process keeps open; more → 503 with Retry-After' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 1, description: 'training jobs one worker process runs at once' }),
   CHECKPOINTS_DIR: Type.String({
     default: '',

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 /** A caller's id is kept if it is 1–128 printable ASCII characters (no spaces); otherwise the API makes one. */
@@ -13,7 +13,7 @@ const ACCEPTABLE_ID = /^[!-~]{1,128}$/;
  */
 export const requestIdOptions = {
   requestIdHeader: false as const,
-  requestIdLogLabel: 'requestId',
+  logController: new LogController({ requestIdLogLabel: 'requestId' }),
   genReqId: (req: IncomingMessage): string => {
     const given = req.headers[REQUEST_ID_HEADER];
     return typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();

@@ -148,6 +148,39 @@ describe('GET /v1/jobs/{id}/events', () => {
   });
 });
 
+test('past MAX_EVENT_STREAMS open streams a client gets 503 with Retry-After, and a slot frees when a stream closes', async () => {
+  const capped = await startTestApi({ MAX_EVENT_STREAMS: '1' });
+  try {
+    await capped.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = capped.app.server.address() as { port: number };
+    const { id } = (await capped.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train' } })).json();
+    const url = `http://127.0.0.1:${port}/v1/jobs/${id}/events`;
+    const first = new AbortController();
+    const open = await fetch(url, { signal: first.signal });
+    assert.equal(open.status, 200);
+    const reader = open.body!.getReader();
+    await reader.read(); // the stream is registered once its first bytes are out
+
+    const refused = await fetch(url);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get('retry-after'), '10');
+    assert.match((await refused.json()).message, /MAX_EVENT_STREAMS/);
+
+    first.abort();
+    await reader.cancel().catch(() => undefined);
+    let again: Response | undefined;
+    for (let i = 0; i < 50 && again?.status !== 200; i++) {
+      await again?.body?.cancel();
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      again = await fetch(url);
+    }
+    assert.equal(again?.status, 200, 'a closed stream frees its slot');
+    await again!.body!.cancel();
+  } finally {
+    await capped.close();
+  }
+});
+
 describe('jobUpdates', () => {
   const view = (over: Partial<JobView>): JobView => ({ id: 'j', type: 'train', state: 'running', params: {} as JobView['params'], progress: null, history: [], createdAt: '2024-01-01T00:00:00.000Z', ...over });
 

@@ -17,6 +17,18 @@ const POLL_MS = 2000;
 const HEARTBEAT_MS = 15_000;
 /** EventSource reconnects after this; every connection starts with a full snapshot, so nothing is lost. */
 const RETRY_MS = 3000;
+/** What a client over MAX_EVENT_STREAMS is told to wait before reconnecting (seconds). */
+const STREAMS_FULL_RETRY_AFTER_S = 10;
+
+/** Too many open streams: each holds a socket and polls Redis, so past the cap a client waits and retries. */
+export class TooManyStreamsError extends Error {
+  readonly statusCode = 503;
+  readonly expose = true;
+  constructor(max: number) {
+    super(`this API instance already streams ${max} job event streams (MAX_EVENT_STREAMS); retry later or poll GET /v1/jobs/{id}`);
+  }
+}
+
 const FINISHED = new Set<JobView['state']>(['succeeded', 'failed', 'cancelled']);
 
 export type JobEvent =
@@ -228,6 +240,10 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const { jobs, config } = app.services;
+    if (streams.size >= config.MAX_EVENT_STREAMS) {
+      reply.header('retry-after', String(STREAMS_FULL_RETRY_AFTER_S));
+      throw new TooManyStreamsError(config.MAX_EVENT_STREAMS);
+    }
     const first = await jobs.get(req.params.id);
     if (!first) throw new JobNotFoundError(req.params.id);
     hub ??= new QueueEventsHub(app.services.redis, config.REDIS_URL, config.QUEUE_PREFIX, app.log);
