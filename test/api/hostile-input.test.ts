@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { multipart, type Part } from '../helpers/multipart.ts';
 import { buildPng, encodeGrayPng, encodeRgbaPng, pngChunk, PNG_SIGNATURE } from '../helpers/png.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
@@ -47,20 +47,7 @@ before(async () => {
   cleanup = clean;
   await writeUntrainedVersion(new ModelStore(config.modelsDir), 1); // so a good image gets a 200: the 4xx below are not "nothing works"
   port = await freePort();
-  api = startProcess('src/api.ts', {
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_PREFIX: config.QUEUE_PREFIX,
-    MODELS_DIR: config.modelsDir,
-    DATASETS_DIR: config.datasetsDir,
-    TF_BACKEND: 'wasm',
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    MODEL_POLL_MS: '0',
-    BODY_LIMIT_BYTES: String(BODY_LIMIT),
-    UPLOAD_MAX_BYTES: String(UPLOAD_LIMIT),
-    MAX_IMAGES_PER_REQUEST: String(MAX_IMAGES),
-  });
+  api = startProcess('src/api.ts', processEnv(config, port, { LOG_LEVEL: 'warn', MODEL_POLL_MS: '0', BODY_LIMIT_BYTES: String(BODY_LIMIT), UPLOAD_MAX_BYTES: String(UPLOAD_LIMIT), MAX_IMAGES_PER_REQUEST: String(MAX_IMAGES) }));
   await waitFor('the API to serve version 1', () => send({ path: '/readyz' }).then((r) => r.status === 200 && JSON.parse(r.body).servedVersion === 1, () => false), 60_000).catch((err) => {
     throw new Error(`${err.message}\n--- api ---\n${api.output()}`);
   });

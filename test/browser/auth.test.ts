@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 import { writeUntrainedVersion } from '../helpers/serving.ts';
 
@@ -27,17 +27,7 @@ before(async () => {
   const { config } = made;
   await writeUntrainedVersion(new ModelStore(config.modelsDir), 1);
   const port = await freePort();
-  api = startProcess('src/api.ts', {
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_PREFIX: config.QUEUE_PREFIX,
-    MODELS_DIR: config.modelsDir,
-    DATASETS_DIR: config.datasetsDir,
-    TF_BACKEND: 'wasm',
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    API_KEYS: `${ADMIN}:admin`,
-  });
+  api = startProcess('src/api.ts', processEnv(config, port, { LOG_LEVEL: 'warn', API_KEYS: `${ADMIN}:admin` }));
   base = `http://127.0.0.1:${port}`;
   const launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   launching.catch(() => undefined); // awaited below

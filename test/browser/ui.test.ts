@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs, writeTrainedVersion } from '../helpers/model.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 
@@ -48,7 +48,7 @@ before(async () => {
   cleanup = clean;
   await mkdir(ARTIFACTS, { recursive: true });
   const port = await freePort();
-  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, MODELS_DIR: config.modelsDir, DATASETS_DIR: config.datasetsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn', PORT: String(port), HOST: '127.0.0.1', MODEL_POLL_MS: '500' };
+  const env = processEnv(config, port, { LOG_LEVEL: 'warn', MODEL_POLL_MS: '500' });
   procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
   base = `http://127.0.0.1:${port}`;
   // While they start: train version 1 (the API finds it on its next poll) and launch the browser.

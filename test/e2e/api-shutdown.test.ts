@@ -3,7 +3,7 @@ import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:h
 import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { encodeGrayPng } from '../helpers/png.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
@@ -22,17 +22,7 @@ async function startApi(env: Record<string, string>): Promise<{ api: Proc; port:
   const { config, cleanup } = await testConfig();
   await writeUntrainedVersion(new ModelStore(config.modelsDir), 1);
   const port = await freePort();
-  const api = startProcess('src/api.ts', {
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_PREFIX: config.QUEUE_PREFIX,
-    MODELS_DIR: config.modelsDir,
-    DATASETS_DIR: config.datasetsDir,
-    TF_BACKEND: 'wasm',
-    LOG_LEVEL: 'info',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    ...env,
-  });
+  const api = startProcess('src/api.ts', processEnv(config, port, env));
   cleanups.push(async () => {
     await api.stop();
     await cleanup();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 
 // One id follows a job from the HTTP request that queued it to the worker that trains it: the
@@ -31,16 +31,7 @@ before(async () => {
   const { config, cleanup: clean } = await testConfig();
   cleanup = clean;
   const port = await freePort();
-  const env = {
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_PREFIX: config.QUEUE_PREFIX,
-    MODELS_DIR: config.modelsDir,
-    DATASETS_DIR: config.datasetsDir,
-    TF_BACKEND: 'wasm',
-    LOG_LEVEL: 'info',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-  };
+  const env = processEnv(config, port);
   const worker = startProcess('src/worker.ts', env);
   const api = startProcess('src/api.ts', env);
   procs.push(worker, api);

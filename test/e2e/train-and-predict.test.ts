@@ -7,7 +7,7 @@ import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { evaluate } from '../../src/ml/evaluate.ts';
-import { testConfig, waitFor } from '../helpers/env.ts';
+import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
@@ -23,7 +23,7 @@ before(async () => {
   cleanup = clean;
   modelsDir = config.modelsDir;
   const port = await freePort();
-  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, MODELS_DIR: modelsDir, DATASETS_DIR: config.datasetsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', MODEL_POLL_MS: '1000' };
+  const env = processEnv(config, port, { MODEL_POLL_MS: '1000' });
   procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
   base = `http://127.0.0.1:${port}`;
   await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err) => {

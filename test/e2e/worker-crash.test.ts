@@ -3,52 +3,29 @@ import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { testConfig, waitFor } from '../helpers/env.ts';
-import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
-import { isAlive, openQueue, startWorkerProcess, workerReady, type WorkerProc } from '../helpers/workers.ts';
+import { waitFor } from '../helpers/env.ts';
+import { isAlive, openQueue, startCluster, startWorkerProcess, workerReady, type Cluster, type WorkerProc } from '../helpers/workers.ts';
 
 // Workers die for real here (SIGKILL to the worker and its training process): the job must be found
 // stalled, resumed by another worker from its last epoch checkpoint, and end with one version.
-let base = '';
-let modelsDir = '';
-let prefix = '';
-let api: Proc;
-let workerEnv: Record<string, string> = {};
-const workers: WorkerProc[] = [];
-let cleanup = async () => {};
+// A dead worker's job is back in the queue within ~6 s; one crash is resumed, a second fails the job.
+const workerEnv = { JOB_LOCK_MS: '4000', JOB_STALLED_CHECK_MS: '1000', JOB_MAX_STALLS: '1' };
+let cluster: Cluster;
 let bull: ReturnType<typeof openQueue>;
 
 before(async () => {
-  const { config, cleanup: clean } = await testConfig();
-  cleanup = clean;
-  modelsDir = config.modelsDir;
-  prefix = config.QUEUE_PREFIX;
-  const port = await freePort();
-  const env = { REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, DATASETS_DIR: config.datasetsDir, TF_BACKEND: 'wasm', LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', PREDICT_WORKERS: '0' };
-  // A dead worker's job is back in the queue within ~6 s; one crash is resumed, a second fails the job.
-  workerEnv = { ...env, JOB_LOCK_MS: '4000', JOB_STALLED_CHECK_MS: '1000', JOB_MAX_STALLS: '1' };
-  api = startProcess('src/api.ts', env);
-  workers.push(startWorkerProcess('a', workerEnv), startWorkerProcess('b', workerEnv));
-  bull = openQueue(prefix);
-  base = `http://127.0.0.1:${port}`;
-  await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err) => {
-    throw new Error(`${err.message}\n--- api ---\n${api.output()}`);
-  });
-  await Promise.all(workers.map((w) => workerReady(w)));
+  cluster = await startCluster(workerEnv);
+  bull = openQueue(cluster.prefix);
 });
 
 after(async () => {
-  await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
   await bull?.close();
-  await cleanup();
+  await cluster?.close();
 });
 
-const json = async (path: string, init?: RequestInit) => {
-  const res = await fetch(`${base}${path}`, init);
-  return { status: res.status, body: await res.json() };
-};
+const json = (path: string, init?: RequestInit) => cluster.json(path, init);
 const postJob = (params: object) => json('/v1/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(params) });
-const logs = () => workers.map((w) => `--- worker ${w.name} ---\n${w.output()}`).join('\n');
+const logs = () => cluster.logs();
 const view = async (id: string) => (await json(`/v1/jobs/${id}`)).body;
 
 async function waitForJob(id: string, what: string, ok: (job: { state: string; history: { epoch: number }[] }) => boolean, timeoutMs: number) {
@@ -63,18 +40,18 @@ async function waitForJob(id: string, what: string, ok: (job: { state: string; h
 /** The live worker process BullMQ says runs the job. */
 async function runnerOf(id: string): Promise<WorkerProc | undefined> {
   const job = await bull.queue.getJob(id);
-  return workers.find((w) => w.child.exitCode === null && w.child.signalCode === null && job?.processedBy === `${hostname()}:${w.child.pid}`);
+  return cluster.workers.find((w) => w.child.exitCode === null && w.child.signalCode === null && job?.processedBy === `${hostname()}:${w.child.pid}`);
 }
 
 /** Replaces a crashed worker by a fresh one (a restarted container). */
 async function restart(dead: WorkerProc): Promise<WorkerProc> {
-  const fresh = startWorkerProcess(`${dead.name}'`, workerEnv);
-  workers[workers.indexOf(dead)] = fresh;
+  const fresh = startWorkerProcess(`${dead.name}'`, cluster.workerEnv);
+  cluster.workers[cluster.workers.indexOf(dead)] = fresh;
   await workerReady(fresh);
   return fresh;
 }
 
-const checkpointFiles = async () => (await readdir(join(modelsDir, '.checkpoints')).catch(() => [] as string[])).filter((n) => !n.startsWith('.tmp-'));
+const checkpointFiles = async () => (await readdir(join(cluster.modelsDir, '.checkpoints')).catch(() => [] as string[])).filter((n) => !n.startsWith('.tmp-'));
 
 test('a worker SIGKILLed mid-training: another resumes the job from its last epoch checkpoint, and it ends with exactly one version', async () => {
   const { body: job } = await postJob({ type: 'train', limit: 2000, epochs: 4, batchSize: 64, learningRate: 0.002, learningRateSchedule: 'constant', seed: 21 });
@@ -85,7 +62,7 @@ test('a worker SIGKILLed mid-training: another resumes the job from its last epo
   assert.ok(trainer, 'the job trains in a child process of the worker');
   await victim.crash();
   await waitFor('its training process to die with it', async () => !isAlive(trainer), 5000);
-  const survivor = workers.find((w) => w !== victim)!;
+  const survivor = cluster.workers.find((w) => w !== victim)!;
 
   // The job is found stalled and taken over by the other worker, within seconds.
   const tookOver = Date.now();
@@ -104,7 +81,7 @@ test('a worker SIGKILLed mid-training: another resumes the job from its last epo
   assert.equal(bullJob.stalledCounter, 1);
 
   assert.equal(done.modelVersion, 1);
-  assert.deepEqual((await readdir(modelsDir)).filter((n) => !n.startsWith('.')), ['1'], 'exactly one new version');
+  assert.deepEqual((await readdir(cluster.modelsDir)).filter((n) => !n.startsWith('.')), ['1'], 'exactly one new version');
   assert.equal((await json('/v1/models/1')).body.jobId, job.id);
   assert.ok(done.metrics.testAccuracy > 0.8, `test accuracy ${done.metrics.testAccuracy}`);
   assert.deepEqual(await checkpointFiles(), [], 'the checkpoint is removed once the version is written');
@@ -112,7 +89,7 @@ test('a worker SIGKILLed mid-training: another resumes the job from its last epo
 });
 
 test('a job whose worker keeps crashing ends failed with the reason, and writes no version', async () => {
-  for (const w of [...workers]) if (w.child.exitCode !== null || w.child.signalCode !== null) await restart(w);
+  for (const w of [...cluster.workers]) if (w.child.exitCode !== null || w.child.signalCode !== null) await restart(w);
   const { body: job } = await postJob({ type: 'train', limit: 2000, epochs: 30, batchSize: 64, seed: 22 });
   for (let crash = 1; crash <= 2; crash++) {
     await waitForJob(job.id, `training (attempt ${crash})`, (j) => j.state === 'running' && j.history.length >= 1, 120_000);
@@ -123,6 +100,6 @@ test('a job whose worker keeps crashing ends failed with the reason, and writes 
   const done = await waitForJob(job.id, 'finished', (j) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 60_000);
   assert.equal(done.state, 'failed');
   assert.match(done.error, /worker crashed 2 times .*JOB_MAX_STALLS=1/);
-  assert.deepEqual((await readdir(modelsDir)).filter((n) => !n.startsWith('.')), ['1'], 'no version from the failed job');
+  assert.deepEqual((await readdir(cluster.modelsDir)).filter((n) => !n.startsWith('.')), ['1'], 'no version from the failed job');
   assert.deepEqual(await checkpointFiles(), [], 'a job failed for good keeps no checkpoint');
 });

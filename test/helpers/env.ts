@@ -45,3 +45,21 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * The environment of an API or worker process a test starts on `config`'s Redis prefix and
+ * directories, on the wasm backend, listening on `port`; `extra` adds or overrides settings.
+ */
+export function processEnv(config: Config, port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: config.REDIS_URL,
+    QUEUE_PREFIX: config.QUEUE_PREFIX,
+    MODELS_DIR: config.modelsDir,
+    DATASETS_DIR: config.datasetsDir,
+    TF_BACKEND: 'wasm',
+    LOG_LEVEL: 'info',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ...extra,
+  };
+}

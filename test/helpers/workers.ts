@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { TRAINING_QUEUE } from '../../src/queue/names.ts';
-import { REDIS_URL, waitFor } from './env.ts';
+import { processEnv, REDIS_URL, testConfig, waitFor } from './env.ts';
+import { freePort, startProcess, type Proc } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -95,4 +96,58 @@ export function workerReady(w: WorkerProc, timeoutMs = 60_000): Promise<boolean>
   return waitFor(`worker ${w.name} to be ready`, async () => w.output().includes('worker ready'), timeoutMs).catch((err) => {
     throw new Error(`${err.message}\n--- ${w.name} ---\n${w.output()}`);
   });
+}
+
+/** A real API process and worker processes on a fresh Redis prefix and models directory, as the e2e tests need. */
+export interface Cluster {
+  base: string;
+  modelsDir: string;
+  prefix: string;
+  api: Proc;
+  workers: WorkerProc[];
+  /** The environment the workers were started with, to start more like them. */
+  workerEnv: Record<string, string>;
+  /** JSON request to the API: its status and parsed body. */
+  json: (path: string, init?: RequestInit) => Promise<{ status: number; body: any }>;
+  /** Every worker's output, for failure messages. */
+  logs: () => string;
+  close: () => Promise<void>;
+}
+
+/** Starts the API and `workerNames.length` workers (`workerEnv` added to theirs) and waits until all are ready. */
+export async function startCluster(workerEnv: Record<string, string> = {}, workerNames = ['a', 'b']): Promise<Cluster> {
+  const { config, cleanup } = await testConfig();
+  const port = await freePort();
+  const env = processEnv(config, port, { PREDICT_WORKERS: '0' });
+  const api = startProcess('src/api.ts', env);
+  const fullWorkerEnv = { ...env, ...workerEnv };
+  const workers = workerNames.map((name) => startWorkerProcess(name, fullWorkerEnv));
+  const base = `http://127.0.0.1:${port}`;
+  const close = async () => {
+    await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+    await cleanup();
+  };
+  try {
+    await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- api ---\n${api.output()}`);
+    });
+    await Promise.all(workers.map((w) => workerReady(w)));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    base,
+    modelsDir: config.modelsDir,
+    prefix: config.QUEUE_PREFIX,
+    api,
+    workers,
+    workerEnv: fullWorkerEnv,
+    json: async (path, init) => {
+      const res = await fetch(`${base}${path}`, init);
+      return { status: res.status, body: await res.json() };
+    },
+    logs: () => workers.map((w) => `--- worker ${w.name} ---\n${w.output()}`).join('\n'),
+    close,
+  };
 }

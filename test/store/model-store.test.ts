@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { ModelMetadata } from '../../src/store/metadata.ts';
-import { METADATA_JSON, MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
+import { METADATA_JSON, MODEL_JSON, WEIGHTS_FILE } from '../../src/store/model-files.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
+import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -16,22 +16,9 @@ async function newStore(): Promise<ModelStore> {
   return new ModelStore(join(dir, 'models'));
 }
 
-const files = (tag: number): ModelFiles => ({
-  modelJson: { modelTopology: { tag }, format: 'layers-model', weightsManifest: [{ paths: [WEIGHTS_FILE], weights: [] }] } as unknown as ModelFiles['modelJson'],
-  weights: new Uint8Array([tag, tag, tag]),
-});
+const files = (tag: number) => fakeModelFiles(tag);
 
-const meta = (jobId: string): Omit<ModelMetadata, 'version'> => ({
-  jobId,
-  createdAt: new Date().toISOString(),
-  architecture: 'cnn',
-  params: {},
-  dataset: { name: 'mnist', trainCount: 1, testCount: 1, sha256: 'x' },
-  history: [],
-  metrics: { testAccuracy: 0.5, testLoss: 1, confusionMatrix: [] },
-  backend: 'wasm',
-  durationMs: 1,
-});
+const meta = (jobId: string) => fakeMetadata({ jobId });
 
 test('an empty or missing store has no versions', async () => {
   const store = await newStore();

@@ -3,10 +3,9 @@ import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { ModelMetadata } from '../../src/store/metadata.ts';
-import { WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
 import { pruneModelVersions, selectVersionsToDelete } from '../../src/store/retention.ts';
+import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -19,22 +18,9 @@ async function storeWith(count: number): Promise<ModelStore> {
   return store;
 }
 
-const files = (tag: number): ModelFiles => ({
-  modelJson: { modelTopology: { tag }, format: 'layers-model', weightsManifest: [{ paths: [WEIGHTS_FILE], weights: [] }] } as unknown as ModelFiles['modelJson'],
-  weights: new Uint8Array(64 * 1024).fill(tag),
-});
+const files = (tag: number) => fakeModelFiles(tag, 64 * 1024);
 
-const meta = (): Omit<ModelMetadata, 'version'> => ({
-  jobId: null,
-  createdAt: new Date().toISOString(),
-  architecture: 'cnn',
-  params: {},
-  dataset: { name: 'mnist', trainCount: 1, testCount: 1, sha256: 'x' },
-  history: [],
-  metrics: { testAccuracy: 0.5, testLoss: 1, confusionMatrix: [] },
-  backend: 'wasm',
-  durationMs: 1,
-});
+const meta = () => fakeMetadata();
 
 test('keepLast 0 keeps every version', () => {
   assert.deepEqual(selectVersionsToDelete([1, 2, 3, 4, 5], { keepLast: 0, protect: [] }), []);

@@ -6,12 +6,11 @@ import { pino } from 'pino';
 import type { Config } from '../../src/config.ts';
 import { TRAINING_QUEUE, redisKeys } from '../../src/queue/names.ts';
 import { readServedVersions, reportServedVersion } from '../../src/serving/served-versions.ts';
-import type { ModelMetadata } from '../../src/store/metadata.ts';
-import { WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { createModelPruner, createWorkerModelPruner } from '../../src/worker/model-pruner.ts';
 import { startWorker } from '../../src/worker/start-worker.ts';
 import { REDIS_URL, testConfig, waitFor } from '../helpers/env.ts';
+import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 // Retention as the worker runs it: what is in use comes from Redis (pin, replicas' reports, queued fine-tunes).
 const log = pino({ level: 'silent' });
@@ -28,21 +27,8 @@ after(async () => {
   await cleanup();
 });
 
-const files: ModelFiles = {
-  modelJson: { modelTopology: {}, format: 'layers-model', weightsManifest: [{ paths: [WEIGHTS_FILE], weights: [] }] } as unknown as ModelFiles['modelJson'],
-  weights: new Uint8Array(8),
-};
-const meta: Omit<ModelMetadata, 'version'> = {
-  jobId: null,
-  createdAt: new Date().toISOString(),
-  architecture: 'cnn',
-  params: {},
-  dataset: { name: 'mnist', trainCount: 1, testCount: 1, sha256: 'x' },
-  history: [],
-  metrics: { testAccuracy: 0.5, testLoss: 1, confusionMatrix: [] },
-  backend: 'wasm',
-  durationMs: 1,
-};
+const files = fakeModelFiles(0, 8);
+const meta = fakeMetadata();
 
 async function writeVersions(store: ModelStore, count: number) {
   for (let i = 0; i < count; i++) await store.writeVersion(files, meta);

@@ -6,10 +6,9 @@ import { after, test } from 'node:test';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { pino } from 'pino';
 import { CheckpointStore } from '../../src/store/checkpoint-store.ts';
-import type { ModelMetadata } from '../../src/store/metadata.ts';
-import { WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { createTrainingProcessor } from '../../src/worker/training-processor.ts';
+import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 // The decisions the processor takes before any training starts; no Redis, no training process.
 const dirs: string[] = [];
@@ -34,21 +33,8 @@ async function setup(maxStalls = 2) {
   return { store, checkpoints, published, processor };
 }
 
-const files: ModelFiles = {
-  modelJson: { modelTopology: {}, format: 'layers-model', weightsManifest: [{ paths: [WEIGHTS_FILE], weights: [] }] } as unknown as ModelFiles['modelJson'],
-  weights: new Uint8Array([1, 2, 3]),
-};
-const meta = (jobId: string | null): Omit<ModelMetadata, 'version'> => ({
-  jobId,
-  createdAt: new Date().toISOString(),
-  architecture: 'cnn',
-  params: {},
-  dataset: { name: 'mnist', trainCount: 1, testCount: 1, sha256: 'x' },
-  history: [],
-  metrics: { testAccuracy: 0.97, testLoss: 0.1, confusionMatrix: [] },
-  backend: 'cpu',
-  durationMs: 1,
-});
+const files = fakeModelFiles(0);
+const meta = (jobId: string | null) => fakeMetadata({ jobId, metrics: { testAccuracy: 0.97, testLoss: 0.1, confusionMatrix: [] }, backend: 'cpu' });
 const job = (fields: Partial<Job>) =>
   ({ id: 'job-7', name: 'train', data: { type: 'train', seed: 1, epochs: 1, limit: 100 }, opts: {}, timestamp: Date.now() - 60_000, attemptsStarted: 1, attemptsMade: 0, stalledCounter: 0, ...fields }) as unknown as Job;
 
