@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { batchGradients, type BatchGradients } from './batch-gradients.ts';
 import type { FromReplica, ToReplica } from './data-parallel-messages.ts';
+import { startTsWorker } from '../ts-worker.ts';
 
 /**
  * Layers whose forward pass is a pure function of weights and input, so a replica on another thread
@@ -127,14 +127,11 @@ export class DataParallelTrainer {
   }
 }
 
-// The replica's entry is TypeScript: a worker thread does not inherit tsx's loader on Node 20, so a
-// small CommonJS bootstrap registers it in the thread first.
-const ENTRY = new URL('./data-parallel-replica.ts', import.meta.url).href;
-const BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ENTRY)}); })`;
+const ENTRY = new URL('./data-parallel-replica.ts', import.meta.url);
 
 /** One worker thread holding a model replica; requests are answered in order. */
 class ReplicaThread {
-  private readonly worker = new Worker(BOOTSTRAP, { eval: true });
+  private readonly worker = startTsWorker(ENTRY);
   private readonly waiting: { resolve: (msg: FromReplica) => void; reject: (err: Error) => void }[] = [];
   private failure: Error | undefined;
 

@@ -1,22 +1,16 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { BackendPreference } from '../ml/backend.ts';
 import type { ModelFiles } from '../store/model-files.ts';
+import { startTsWorker } from '../ts-worker.ts';
 import { ModelLoadError, type InferenceEngine, type ModelHandle } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
 const WORKER_ENTRY = new URL('./inference-worker.ts', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
 
-/**
- * The worker runs TypeScript like the rest of the service; tsx's loader hooks do not reach worker
- * threads through `--import`, so a small bootstrap registers them in the thread first.
- */
 function spawn(backend: BackendPreference): Worker {
-  if (!WORKER_ENTRY.pathname.endsWith('.ts')) return new Worker(WORKER_ENTRY, { workerData: { backend } });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_ENTRY.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: { backend } });
+  return startTsWorker(WORKER_ENTRY, { workerData: { backend } });
 }
 
 interface Pending {
