@@ -44,6 +44,12 @@ interface Row {
   requests: number;
 }
 
+/** Model calls so far, the images they classified and the seconds the model computed, from /metrics. */
+function modelCalls(metrics: string): { calls: number; images: number; seconds: number } {
+  const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN);
+  return { calls: sample('mnist_predict_batch_size_count'), images: sample('mnist_predict_batch_size_sum'), seconds: sample('mnist_predict_model_seconds_sum') };
+}
+
 async function run(url: string, opts: Partial<autocannon.Options>, seconds: number, route: string): Promise<Row> {
   const result = await autocannon({ url, connections, duration: seconds, ...opts });
   return {
@@ -94,19 +100,24 @@ try {
   console.log(`API on ${origin} serving version ${version}; PNG ${png.length} bytes (MNIST test digit 0, a ${test.labels[0]}); ${connections} connections, ${duration} s each`);
 
   await run(`${origin}/v1/predict`, predict, Number(args.warmup), 'warm-up');
-  const rows = [await run(`${origin}/healthz`, {}, duration, 'GET /healthz'), await run(`${origin}/v1/predict`, predict, duration, 'POST /v1/predict')];
+  const health = await run(`${origin}/healthz`, {}, duration, 'GET /healthz');
+  const before = modelCalls(await fetch(`${origin}/metrics`).then((r) => r.text()));
+  const pred = await run(`${origin}/v1/predict`, predict, duration, 'POST /v1/predict');
+  const after = modelCalls(await fetch(`${origin}/metrics`).then((r) => r.text()));
+  const rows = [health, pred];
 
   console.log('');
   console.log('route              req/s    p50 ms  p99 ms  errors  requests');
   for (const r of rows) {
     console.log(`${r.route.padEnd(17)} ${r.rps.toFixed(0).padStart(6)}  ${String(r.p50).padStart(6)}  ${String(r.p99).padStart(6)}  ${String(r.errors).padStart(6)}  ${String(r.requests).padStart(8)}`);
   }
-  const [health, pred] = rows;
   console.log(`\npredict / healthz throughput: ${(pred.rps / health.rps).toFixed(2)}  (predictions/s = predict req/s: one image per request)`);
-  const metrics = await fetch(`${origin}/metrics`).then((r) => r.text());
-  const sum = Number(/^mnist_predict_batch_size_sum (\S+)/m.exec(metrics)?.[1] ?? NaN);
-  const count = Number(/^mnist_predict_batch_size_count (\S+)/m.exec(metrics)?.[1] ?? NaN);
-  console.log(`mean batch size ${(sum / count).toFixed(1)} over ${count} model calls`);
+  const calls = after.calls - before.calls;
+  const images = after.images - before.images;
+  const seconds = after.seconds - before.seconds;
+  const threads = Number(process.env.PREDICT_WORKERS ?? 1) || 1;
+  console.log(`during the predict run: ${calls} model calls, mean batch ${(images / calls).toFixed(1)} images, ${((seconds / images) * 1e6).toFixed(0)} µs of model time per image`);
+  console.log(`the model computed ${seconds.toFixed(1)} s of the ${duration} s: inference threads ${((100 * seconds) / (duration * threads)).toFixed(0)} % busy (${threads} thread${threads > 1 ? 's' : ''})`);
   console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   failed = rows.some((r) => r.errors > 0);
 } catch (err) {

@@ -48,7 +48,7 @@ async function accuracy(inputs: Uint8Array[]): Promise<number> {
     const batch = inputs.slice(at, at + 64);
     const pixels = new Uint8Array(batch.length * 784);
     batch.forEach((img, i) => pixels.set(img, i * 784));
-    const probs = await engine.predict(handle, pixels, batch.length);
+    const { probabilities: probs } = await engine.predict(handle, pixels, batch.length);
     batch.forEach((_, i) => {
       let digit = 0;
       for (let c = 1; c < 10; c++) if (probs[i * 10 + c] > probs[i * 10 + digit]) digit = c;

@@ -165,7 +165,7 @@ async function poolInference(files: ModelFiles, images: Uint8Array, count: numbe
   try {
     const handle = await pool.load(1, files);
     const run = () => {
-      const calls: Promise<Float32Array>[] = [];
+      const calls: Promise<unknown>[] = [];
       for (let start = 0; start < count; start += 1000) {
         const n = Math.min(1000, count - start);
         calls.push(pool.predict(handle, images.slice(start * PIXELS, (start + n) * PIXELS), n));

@@ -43,6 +43,13 @@ export class ApiMetrics implements BatchObserver {
     registers: [this.registry],
   });
 
+  readonly modelSeconds = new Histogram({
+    name: 'mnist_predict_model_seconds',
+    help: 'Time the model computed per model call, in its inference thread; a request\'s latency beyond this is parsing, queueing and batching. The sum over time is how busy inference is',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
+    registers: [this.registry],
+  });
+
   readonly jobDuration = new Histogram({
     name: 'mnist_training_job_duration_seconds',
     help: 'Run time (start to finish) of training jobs that finished while this API process was up, by outcome; every API replica observes every job',
@@ -69,9 +76,10 @@ export class ApiMetrics implements BatchObserver {
     });
   }
 
-  onBatch(version: number, images: number): void {
+  onBatch(version: number, images: number, _requests: number, seconds: number): void {
     this.predictions.inc({ model_version: String(version) }, images);
     this.batchSize.observe(images);
+    this.modelSeconds.observe(seconds);
   }
 
   /** A finished job's run time, from BullMQ's processedOn/finishedOn (ms since the epoch). */

@@ -14,8 +14,8 @@ export interface BatcherOptions {
 }
 
 export interface BatchObserver {
-  /** One model call: its version and how many images (from how many requests) it classified. */
-  onBatch(version: number, images: number, requests: number): void;
+  /** One model call: its version, how many images (from how many requests) it classified, and how long the model computed. */
+  onBatch(version: number, images: number, requests: number, seconds: number): void;
 }
 
 export interface PredictResult {
@@ -118,10 +118,10 @@ export class PredictBatcher {
           at += w.pixels.length;
         }
       }
-      const probabilities = await this.engine.predict(lease.handle, pixels, count);
+      const { probabilities, seconds } = await this.engine.predict(lease.handle, pixels, count);
       release();
       release = undefined;
-      this.observer?.onBatch(lease.version, count, batch.length);
+      this.observer?.onBatch(lease.version, count, batch.length, seconds);
       let first = 0;
       for (const w of batch) {
         w.resolve({ modelVersion: lease.version, predictions: toPredictions(probabilities.subarray(first * NUM_CLASSES, (first + w.count) * NUM_CLASSES), w.count) });

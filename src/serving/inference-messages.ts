@@ -9,5 +9,5 @@ export type FromPool =
 export type ToPool =
   | { type: 'ready' }
   | { type: 'done'; id: number }
-  | { type: 'probabilities'; id: number; probabilities: ArrayBuffer }
+  | { type: 'probabilities'; id: number; probabilities: ArrayBuffer; seconds: number }
   | { type: 'failed'; id: number; message: string };

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BackendPreference } from '../ml/backend.ts';
 import type { ModelFiles } from '../store/model-files.ts';
 import { startTsWorker } from '../ts-worker.ts';
-import { ModelLoadError, type InferenceEngine, type ModelHandle } from './inference.ts';
+import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
 const WORKER_ENTRY = new URL('./inference-worker.ts', import.meta.url);
@@ -130,14 +130,15 @@ export class InferencePool implements InferenceEngine {
     return handle;
   }
 
-  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array> {
+  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall> {
     const live = this.threads.filter((t) => t.alive);
     if (live.length === 0) throw new Error('no inference worker is running');
     const thread = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     // The batch's own buffer moves to the worker; a view into a larger one is copied first.
     const buffer = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? (pixels.buffer as ArrayBuffer) : (new Uint8Array(pixels).buffer as ArrayBuffer);
     const reply = await this.call(thread, { type: 'predict', id: this.nextId++, handle: handle.id, pixels: buffer, count }, [buffer]);
-    return new Float32Array((reply as Extract<ToPool, { type: 'probabilities' }>).probabilities);
+    const { probabilities, seconds } = reply as Extract<ToPool, { type: 'probabilities' }>;
+    return { probabilities: new Float32Array(probabilities), seconds };
   }
 
   unload(handle: ModelHandle): void {

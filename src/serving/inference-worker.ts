@@ -1,7 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, type BackendPreference } from '../ml/backend.ts';
-import { loadServableModel, runModel } from './inference.ts';
+import { loadServableModel, timedRunModel } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
 // One inference thread of the pool: its own TensorFlow.js backend and its own copy of each loaded
@@ -30,8 +30,9 @@ port.on('message', (msg: FromPool) => {
         break;
       }
       try {
-        const probs = runModel(model, new Uint8Array(msg.pixels), msg.count);
-        send({ type: 'probabilities', id: msg.id, probabilities: probs.buffer as ArrayBuffer }, [probs.buffer as ArrayBuffer]);
+        const { probabilities, seconds } = timedRunModel(model, new Uint8Array(msg.pixels), msg.count);
+        const buffer = probabilities.buffer as ArrayBuffer;
+        send({ type: 'probabilities', id: msg.id, probabilities: buffer, seconds }, [buffer]);
       } catch (err) {
         send({ type: 'failed', id: msg.id, message: (err as Error).message });
       }

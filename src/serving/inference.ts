@@ -18,11 +18,17 @@ export interface InferenceEngine {
   /** Loads a version and runs one inference on it (the warm-up), or throws why it cannot serve. */
   load(version: number, files: ModelFiles): Promise<ModelHandle>;
   /** `count` images of 784 bytes (light ink on black) → count × 10 probabilities. */
-  predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array>;
+  predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall>;
   unload(handle: ModelHandle): void;
   /** How many predict calls can usefully run at once (one per thread). */
   readonly parallelism: number;
   close(): Promise<void>;
+}
+
+/** What one model call gave, and how long the model computed (not counting any wait for a thread). */
+export interface ModelCall {
+  probabilities: Float32Array;
+  seconds: number;
 }
 
 export class ModelLoadError extends Error {
@@ -55,6 +61,13 @@ export async function loadServableModel(version: number, files: ModelFiles): Pro
   return model;
 }
 
+/** runModel, timed: where predict latency goes (model or queue) shows in /metrics. */
+export function timedRunModel(model: LayersModel, pixels: Uint8Array, count: number): ModelCall {
+  const started = performance.now();
+  const probabilities = runModel(model, pixels, count);
+  return { probabilities, seconds: (performance.now() - started) / 1000 };
+}
+
 /** Runs a loaded model on a batch; synchronous because every backend we use computes eagerly. */
 export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
   if (pixels.length !== count * PIXELS) throw new RangeError(`${count} images need ${count * PIXELS} bytes, got ${pixels.length}`);
@@ -75,10 +88,10 @@ export class LocalEngine implements InferenceEngine {
     return handle;
   }
 
-  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array> {
+  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall> {
     const model = this.models.get(handle.id);
     if (!model) throw new Error(`model ${handle.id} (version ${handle.version}) is not loaded`);
-    return runModel(model, pixels, count);
+    return timedRunModel(model, pixels, count);
   }
 
   unload(handle: ModelHandle): void {

@@ -314,7 +314,7 @@ export class ModelRegistry {
     images.forEach((img, i) => pixels.set(img, i * PIXELS));
     const lease = await this.acquire(version);
     try {
-      const probabilities = await this.engine.predict(lease.handle, pixels, images.length);
+      const { probabilities } = await this.engine.predict(lease.handle, pixels, images.length);
       return { modelVersion: lease.version, predictions: toPredictions(probabilities, images.length) };
     } finally {
       lease.release();

@@ -49,7 +49,7 @@ test('requests are counted and timed by route pattern and status', async () => {
   assert.doesNotMatch(text, /12345/);
 });
 
-test('predictions are counted by model version, and model calls by batch size', async () => {
+test('predictions are counted by model version, and model calls by batch size and compute time', async () => {
   const [d] = await mnistTestPngs(1);
   await writeUntrainedVersion(api.app.services.modelStore, 2);
   await api.app.inject({ method: 'POST', url: '/v1/predict?version=2', payload: { images: [d.png.toString('base64'), d.png.toString('base64')] } });
@@ -59,6 +59,10 @@ test('predictions are counted by model version, and model calls by batch size', 
   const calls = value(text, 'mnist_predict_batch_size_count')!;
   assert.ok(calls >= 2 && calls <= 4, `${calls} model calls for 5 images in 4 requests`);
   assert.equal(value(text, 'mnist_predict_batch_size_sum'), 5);
+  assert.equal(value(text, 'mnist_predict_model_seconds_count'), calls, 'every model call is timed');
+  const seconds = value(text, 'mnist_predict_model_seconds_sum')!;
+  const wall = value(text, 'http_request_duration_seconds_sum', { route: '/v1/predict', status_code: '200' })!;
+  assert.ok(seconds > 0 && seconds < wall, `the model computed ${seconds} s, within the ${wall} s the predict requests took`);
 });
 
 test('training jobs are reported by BullMQ state, and finished ones by duration', async () => {

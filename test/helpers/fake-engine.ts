@@ -1,5 +1,5 @@
 import type { io } from '@tensorflow/tfjs-core';
-import { ModelLoadError, type InferenceEngine, type ModelHandle } from '../../src/serving/inference.ts';
+import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from '../../src/serving/inference.ts';
 import { WEIGHTS_FILE } from '../../src/store/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 
@@ -31,7 +31,7 @@ export class FakeEngine implements InferenceEngine {
     return handle;
   }
 
-  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<Float32Array> {
+  async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall> {
     if (!this.live.has(handle.id)) throw new Error(`predict on unloaded model ${handle.id} (version ${handle.version})`);
     this.calls.push({ version: handle.version, count });
     this.running++;
@@ -41,7 +41,7 @@ export class FakeEngine implements InferenceEngine {
       if (!this.live.has(handle.id)) throw new Error(`model ${handle.id} (version ${handle.version}) was unloaded during a predict`);
       const out = new Float32Array(count * 10);
       for (let i = 0; i < count; i++) out[i * 10 + (pixels[i * 784] % 10)] = 1;
-      return out;
+      return { probabilities: out, seconds: this.predictDelayMs / 1000 };
     } finally {
       this.running--;
     }

@@ -19,19 +19,22 @@ after(() => pool.close());
 
 test('worker threads give the same probabilities as inference on this thread', async () => {
   const local = new LocalEngine();
-  const expected = await local.predict(await local.load(1, files), pixels, 16);
+  const expected = (await local.predict(await local.load(1, files), pixels, 16)).probabilities;
   await local.close();
   const handle = await pool.load(1, files);
   // Enough calls at once that both threads take some.
   const results = await Promise.all(Array.from({ length: 6 }, () => pool.predict(handle, pixels.slice(), 16)));
-  for (const probs of results) assert.deepEqual(probs, expected);
+  for (const { probabilities, seconds } of results) {
+    assert.deepEqual(probabilities, expected);
+    assert.ok(seconds > 0 && seconds < 10, `the thread timed its model call: ${seconds} s`);
+  }
   pool.unload(handle);
 });
 
 test('a model that cannot load in the workers is a ModelLoadError, and the pool keeps working', async () => {
   await assert.rejects(pool.load(2, { modelJson: files.modelJson, weights: files.weights.subarray(0, 64) }), ModelLoadError);
   const handle = await pool.load(3, files);
-  assert.equal((await pool.predict(handle, pixels.subarray(0, 784), 1)).length, 10);
+  assert.equal((await pool.predict(handle, pixels.subarray(0, 784), 1)).probabilities.length, 10);
 });
 
 test('predicting with an unloaded model is an error, not a wrong answer', async () => {

@@ -112,7 +112,7 @@ test('an evicted or replaced version is not unloaded while a model call still ho
   await registry.refresh(); // switches to 2; with room for one version, 1 must go — but not yet
   assert.equal(registry.servedVersion, 2);
   assert.deepEqual(engine.unloads, []);
-  const probs = await engine.predict(lease.handle, fakeImage(7), 1);
+  const { probabilities: probs } = await engine.predict(lease.handle, fakeImage(7), 1);
   assert.equal(probs[7], 1);
   lease.release();
   lease.release(); // idempotent
