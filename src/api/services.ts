@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import type { JobEventsHub } from '../queue/job-events-hub.ts';
 import type { JobService } from '../queue/job-service.ts';
 import type { PredictBatcher } from '../serving/batcher.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
@@ -11,6 +12,8 @@ import type { ApiMetrics } from './metrics.ts';
 export interface ApiServices {
   config: Config;
   jobs: JobService;
+  /** The training queue's events, read once per process (job event streams, job metrics). */
+  jobEvents: JobEventsHub;
   modelStore: ModelStore;
   datasetStore: DatasetStore;
   registry: ModelRegistry;

@@ -1,6 +1,7 @@
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import { JobEventsHub } from '../queue/job-events-hub.ts';
 import { JobService } from '../queue/job-service.ts';
 import { jobRetentionOptions } from '../queue/job-retention.ts';
 import { jobAttemptOptions } from '../queue/job-attempts.ts';
@@ -61,28 +62,25 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
     log,
   });
 
-  // Job durations for /metrics: BullMQ's events stream, read on a connection of its own (it blocks).
-  const eventsConnection = createRedis(config.REDIS_URL, 'subscriber');
-  logConnectionState(eventsConnection, 'events', log);
-  const queueEvents = new QueueEvents(TRAINING_QUEUE, { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-  queueEvents.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue events error'));
-  const observeJob = (outcome: 'completed' | 'failed') => ({ jobId }: { jobId: string }) => {
+  // One reader of BullMQ's event stream (it blocks a connection of its own): job durations for
+  // /metrics and the job event streams. Started now, so the metrics count jobs from start-up.
+  const jobEvents = new JobEventsHub({ client: redis, redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, log });
+  jobEvents.onFinished((jobId, outcome) => {
     void queue.getJob(jobId).then((job) => job && metrics.observeJob(outcome, job.processedOn, job.finishedOn), () => undefined);
-  };
-  queueEvents.on('completed', observeJob('completed'));
-  queueEvents.on('failed', observeJob('failed'));
+  });
+  void jobEvents.ready();
 
-  const app = await buildApp({ config, jobs, modelStore, datasetStore, registry, batcher, metrics, redis }, { loggerInstance: log });
+  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, metrics, redis }, { loggerInstance: log });
   return {
     app,
     close: async () => {
       await stopFollowing();
       await app.close();
-      await Promise.allSettled([queue.close(), queueEvents.close()]);
+      await Promise.allSettled([queue.close(), jobEvents.close()]);
       await servedReport.stop();
       registry.dispose();
       await engine.close();
-      await Promise.allSettled([subscriber.quit(), redis.quit(), eventsConnection.quit()]);
+      await Promise.allSettled([subscriber.quit(), redis.quit()]);
     },
   };
 }

@@ -1,13 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { QueueEvents, QueueKeys } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { FastifyBaseLogger } from 'fastify';
 import { JobNotFoundError, type JobService } from '../../queue/job-service.ts';
 import type { JobView } from '../../queue/job-view.ts';
-import { TRAINING_QUEUE } from '../../queue/names.ts';
-import { createRedis, isRedisConnectionError, logConnectionState } from '../../queue/redis.ts';
-import type { JobProgressRecord } from '../../queue/job-schemas.ts';
+import type { JobEventsHub } from '../../queue/job-events-hub.ts';
 import { errorResponses } from '../schemas/common.ts';
 import { JobParams } from '../schemas/jobs.ts';
 
@@ -63,78 +58,6 @@ export function jobUpdates(prev: JobView | undefined, next: JobView): { events: 
   return { events, view };
 }
 
-type Signal = { kind: 'progress'; record: JobProgressRecord } | { kind: 'changed' };
-
-/**
- * One BullMQ QueueEvents (one blocking Redis connection) per API process, fanned out to the streams
- * by job id; started by the first stream, so building the app (tests, the OpenAPI script) needs no Redis.
- */
-class QueueEventsHub {
-  private queueEvents?: QueueEvents;
-  private connection?: Redis;
-  private starting?: Promise<void>;
-  private readonly listeners = new Map<string, Set<(s: Signal) => void>>();
-
-  constructor(
-    private readonly client: Redis,
-    private readonly redisUrl: string,
-    private readonly prefix: string,
-    private readonly log: FastifyBaseLogger,
-  ) {}
-
-  /**
-   * Starts reading the queue's event stream from its current end, fixed before the first stream's
-   * subscription, so the events of a job that starts right after that are not missed (QueueEvents
-   * alone reads from "$", i.e. from whenever its first XREAD happens to run).
-   */
-  ready(): Promise<void> {
-    this.starting ??= this.start();
-    return this.starting;
-  }
-
-  subscribe(jobId: string, fn: (s: Signal) => void): () => void {
-    let set = this.listeners.get(jobId);
-    if (!set) this.listeners.set(jobId, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0) this.listeners.delete(jobId);
-    };
-  }
-
-  private dispatch(jobId: string, signal: Signal) {
-    for (const fn of this.listeners.get(jobId) ?? []) fn(signal);
-  }
-
-  private async start() {
-    const key = new QueueKeys(this.prefix).toKey(TRAINING_QUEUE, 'events');
-    const lastEventId = await this.client.xrevrange(key, '+', '-', 'COUNT', 1).then(
-      (last) => last[0]?.[0] ?? '0-0',
-      (err: Error) => {
-        this.log.warn({ err: err.message }, 'job events: could not read the event stream position; starting from new events');
-        return '$';
-      },
-    );
-    this.connection = createRedis(this.redisUrl, 'subscriber');
-    logConnectionState(this.connection, 'job events', this.log);
-    const qe = new QueueEvents(TRAINING_QUEUE, { connection: this.connection, prefix: this.prefix, lastEventId });
-    qe.on('error', (err) => isRedisConnectionError(err) || this.log.warn({ err: err.message }, 'job events: queue events error'));
-    qe.on('progress', ({ jobId, data }) => {
-      if (data && typeof data === 'object') this.dispatch(jobId, { kind: 'progress', record: data as JobProgressRecord });
-    });
-    for (const name of ['active', 'waiting', 'completed', 'failed', 'removed', 'stalled'] as const) {
-      qe.on(name, ({ jobId }: { jobId: string }) => this.dispatch(jobId, { kind: 'changed' }));
-    }
-    this.queueEvents = qe;
-  }
-
-  async close() {
-    await this.starting;
-    await this.queueEvents?.close().catch(() => undefined);
-    this.connection?.disconnect();
-  }
-}
-
 /** One client's stream: every update is applied in order, one at a time, against what it was sent last. */
 class JobEventStream {
   private sent: JobView | undefined;
@@ -151,7 +74,7 @@ class JobEventStream {
     private readonly requestId: string,
   ) {}
 
-  start(first: JobView, hub: QueueEventsHub) {
+  start(first: JobView, hub: JobEventsHub) {
     this.raw.on('close', () => this.close());
     this.raw.writeHead(200, {
       'x-request-id': this.requestId,
@@ -215,13 +138,11 @@ class JobEventStream {
 }
 
 export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  let hub: QueueEventsHub | undefined;
   const streams = new Set<JobEventStream>();
   // Open streams would keep `close()` waiting for ever; drop them first, then stop listening.
   app.addHook('preClose', async () => {
     for (const s of streams) s.disconnect();
   });
-  app.addHook('onClose', async () => hub?.close());
 
   app.get('/v1/jobs/:id/events', {
     schema: {
@@ -239,18 +160,17 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
   }, async (req, reply) => {
-    const { jobs, config } = app.services;
+    const { jobs, config, jobEvents } = app.services;
     if (streams.size >= config.MAX_EVENT_STREAMS) {
       reply.header('retry-after', String(STREAMS_FULL_RETRY_AFTER_S));
       throw new TooManyStreamsError(config.MAX_EVENT_STREAMS);
     }
     const first = await jobs.get(req.params.id);
     if (!first) throw new JobNotFoundError(req.params.id);
-    hub ??= new QueueEventsHub(app.services.redis, config.REDIS_URL, config.QUEUE_PREFIX, app.log);
-    await hub.ready();
+    await jobEvents.ready();
     reply.hijack();
     const stream = new JobEventStream(reply.raw, first.id, jobs, () => streams.delete(stream), req.id);
     streams.add(stream);
-    stream.start(first, hub);
+    stream.start(first, jobEvents);
   });
 };
