@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BatchObserver } from '../serving/batcher.ts';
+import type { BatchObserver, BatchReport } from '../serving/batcher.ts';
 
 export interface MetricsSources {
   /** BullMQ's job counts by state (`queue.getJobCounts()`), read at scrape time. */
@@ -50,6 +50,13 @@ export class ApiMetrics implements BatchObserver {
     registers: [this.registry],
   });
 
+  readonly queueSeconds = new Histogram({
+    name: 'mnist_predict_queue_seconds',
+    help: 'Time each predict request waited between reaching the batcher and its model call starting (TF Serving\'s batching queuing latency): for a free inference thread, for others to join its batch, or for its version to load',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
   readonly jobDuration = new Histogram({
     name: 'mnist_training_job_duration_seconds',
     help: 'Run time (start to finish) of training jobs that finished while this API process was up, by outcome; every API replica observes every job',
@@ -76,10 +83,11 @@ export class ApiMetrics implements BatchObserver {
     });
   }
 
-  onBatch(version: number, images: number, _requests: number, seconds: number): void {
+  onBatch({ version, images, queueSeconds, modelSeconds }: BatchReport): void {
     this.predictions.inc({ model_version: String(version) }, images);
     this.batchSize.observe(images);
-    this.modelSeconds.observe(seconds);
+    this.modelSeconds.observe(modelSeconds);
+    for (const seconds of queueSeconds) this.queueSeconds.observe(seconds);
   }
 
   /** A finished job's run time, from BullMQ's processedOn/finishedOn (ms since the epoch). */

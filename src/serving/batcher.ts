@@ -13,9 +13,22 @@ export interface BatcherOptions {
   timeoutMs: number;
 }
 
+/** One model call, as the batcher saw it. */
+export interface BatchReport {
+  version: number;
+  images: number;
+  /**
+   * For each request of the batch, the seconds from reaching the batcher to its model call starting
+   * (TF Serving's batching queuing latency): waiting for a free thread, for others to join, or for
+   * a version to load. Grows when inference is the bottleneck.
+   */
+  queueSeconds: number[];
+  /** How long the model computed, in its thread. */
+  modelSeconds: number;
+}
+
 export interface BatchObserver {
-  /** One model call: its version, how many images (from how many requests) it classified, and how long the model computed. */
-  onBatch(version: number, images: number, requests: number, seconds: number): void;
+  onBatch(report: BatchReport): void;
 }
 
 export interface PredictResult {
@@ -24,6 +37,7 @@ export interface PredictResult {
 }
 
 interface Waiting {
+  arrived: number;
   pixels: Uint8Array;
   count: number;
   version: number | undefined;
@@ -60,7 +74,7 @@ export class PredictBatcher {
       pixels.set(img, i * PIXELS);
     });
     return new Promise((resolve, reject) => {
-      this.queue.push({ pixels, count: images.length, version, resolve, reject });
+      this.queue.push({ arrived: performance.now(), pixels, count: images.length, version, resolve, reject });
       this.queuedImages += images.length;
       this.schedule();
     });
@@ -118,10 +132,11 @@ export class PredictBatcher {
           at += w.pixels.length;
         }
       }
+      const started = performance.now();
       const { probabilities, seconds } = await this.engine.predict(lease.handle, pixels, count);
       release();
       release = undefined;
-      this.observer?.onBatch(lease.version, count, batch.length, seconds);
+      this.observer?.onBatch({ version: lease.version, images: count, queueSeconds: batch.map((w) => (started - w.arrived) / 1000), modelSeconds: seconds });
       let first = 0;
       for (const w of batch) {
         w.resolve({ modelVersion: lease.version, predictions: toPredictions(probabilities.subarray(first * NUM_CLASSES, (first + w.count) * NUM_CLASSES), w.count) });

@@ -63,6 +63,9 @@ test('predictions are counted by model version, and model calls by batch size an
   const seconds = value(text, 'mnist_predict_model_seconds_sum')!;
   const wall = value(text, 'http_request_duration_seconds_sum', { route: '/v1/predict', status_code: '200' })!;
   assert.ok(seconds > 0 && seconds < wall, `the model computed ${seconds} s, within the ${wall} s the predict requests took`);
+  assert.equal(value(text, 'mnist_predict_queue_seconds_count'), 4, 'every request that reached the batcher reports its wait (the 415 did not)');
+  const queued = value(text, 'mnist_predict_queue_seconds_sum')!;
+  assert.ok(queued >= 0 && queued < wall, `the requests queued ${queued} s of the ${wall} s they took`);
 });
 
 test('training jobs are reported by BullMQ state, and finished ones by duration', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { PredictBatcher } from '../../src/serving/batcher.ts';
+import { PredictBatcher, type BatchReport } from '../../src/serving/batcher.ts';
 import { ModelRegistry, NoModelError } from '../../src/serving/model-registry.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { fakeImage, FakeEngine, writeFakeVersion } from '../helpers/fake-engine.ts';
@@ -24,10 +24,14 @@ async function setup(opts: { maxBatchSize?: number; timeoutMs?: number; versions
   const registry = new ModelRegistry(store, engine, pino({ level: 'silent' }));
   await registry.refresh();
   const batches: { version: number; images: number; requests: number }[] = [];
+  const reports: BatchReport[] = [];
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: opts.maxBatchSize ?? 32, timeoutMs: opts.timeoutMs ?? 1 }, {
-    onBatch: (version, images, requests) => batches.push({ version, images, requests }),
+    onBatch: (report) => {
+      reports.push(report);
+      batches.push({ version: report.version, images: report.images, requests: report.queueSeconds.length });
+    },
   });
-  return { store, engine, registry, batcher, batches };
+  return { store, engine, registry, batcher, batches, reports };
 }
 
 test('concurrent requests go to the model as one call, and each gets its own answers in order', async () => {
@@ -73,13 +77,20 @@ test('with timeout 0, requests of the same event-loop turn still share a call', 
 });
 
 test('while the engine is busy, arriving requests queue up and go together in the next call', async () => {
-  const { batcher, engine } = await setup({ timeoutMs: 0 });
+  const { batcher, engine, reports } = await setup({ timeoutMs: 0 });
   engine.predictDelayMs = 50;
   const first = batcher.predict([fakeImage(0)]);
   await new Promise((r) => setTimeout(r, 10)); // the first call is running
   const later = Array.from({ length: 5 }, (_, i) => batcher.predict([fakeImage(i)]));
   await Promise.all([first, ...later]);
   assert.deepEqual(engine.calls.map((c) => c.count), [1, 5]);
+  // Each request's wait in the queue is reported: the first found the engine idle, the others waited for its call.
+  const [alone, queued] = reports;
+  assert.equal(alone.queueSeconds.length, 1);
+  assert.ok(alone.queueSeconds[0] < 0.03, `the first request waited ${alone.queueSeconds[0]} s for an idle engine`);
+  assert.equal(queued.queueSeconds.length, 5);
+  for (const s of queued.queueSeconds) assert.ok(s >= 0.03 && s < 1, `a request behind a 50 ms call waited ${s} s`);
+  assert.ok(queued.modelSeconds >= 0);
 });
 
 test('with two inference threads, two batches run at once', async () => {
