@@ -3,10 +3,12 @@
  *
  * Trains a small model, starts the real API (`src/api.ts`, as `npm run start:api` does) on a free
  * port against it, then runs autocannon (50 connections) on POST /v1/predict with a 28×28 PNG and,
- * in the same run against the same server, on GET /healthz. Prints req/s, p50/p99 latency and
- * errors of each, and their ratio. Exits 1 if any request failed.
+ * in the same run against the same server, on GET /healthz — in alternating rounds, because on a
+ * shared 2-core VM one 10 s run can be 15% off the next. Prints req/s, p50/p99 latency and errors
+ * of every round, each route's medians and the ratio of the medians; then how the model calls
+ * went (batch size, model time, queue wait). Exits 1 if any request failed.
  *
- *   npm run bench:predict [-- --duration 15 --connections 50]
+ *   npm run bench:predict [-- --rounds 3 --duration 10 --connections 50]
  *
  * PREDICT_* and other settings in the environment are passed on to the API. autocannon runs in
  * this process, so on a small machine it competes with the API for CPU: the figures are a floor.
@@ -29,10 +31,12 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const duration = Number(args.duration);
 const connections = Number(args.connections);
+const rounds = Math.max(1, Number(args.rounds));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 interface Row {
@@ -44,10 +48,27 @@ interface Row {
   requests: number;
 }
 
-/** Model calls so far, the images they classified and the seconds the model computed, from /metrics. */
-function modelCalls(metrics: string): { calls: number; images: number; seconds: number } {
+type ModelTotals = Record<'calls' | 'images' | 'seconds' | 'requests' | 'queued', number>;
+
+/**
+ * Totals so far from /metrics: model calls, the images they classified and the seconds the model
+ * computed; the requests that went through the batcher and the seconds they queued there.
+ */
+function modelTotals(metrics: string): ModelTotals {
   const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN);
-  return { calls: sample('mnist_predict_batch_size_count'), images: sample('mnist_predict_batch_size_sum'), seconds: sample('mnist_predict_model_seconds_sum') };
+  return {
+    calls: sample('mnist_predict_batch_size_count'),
+    images: sample('mnist_predict_batch_size_sum'),
+    seconds: sample('mnist_predict_model_seconds_sum'),
+    requests: sample('mnist_predict_queue_seconds_count'),
+    queued: sample('mnist_predict_queue_seconds_sum'),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 async function run(url: string, opts: Partial<autocannon.Options>, seconds: number, route: string): Promise<Row> {
@@ -100,24 +121,34 @@ try {
   console.log(`API on ${origin} serving version ${version}; PNG ${png.length} bytes (MNIST test digit 0, a ${test.labels[0]}); ${connections} connections, ${duration} s each`);
 
   await run(`${origin}/v1/predict`, predict, Number(args.warmup), 'warm-up');
-  const health = await run(`${origin}/healthz`, {}, duration, 'GET /healthz');
-  const before = modelCalls(await fetch(`${origin}/metrics`).then((r) => r.text()));
-  const pred = await run(`${origin}/v1/predict`, predict, duration, 'POST /v1/predict');
-  const after = modelCalls(await fetch(`${origin}/metrics`).then((r) => r.text()));
-  const rows = [health, pred];
+  const rows: (Row & { round: number })[] = [];
+  const model: ModelTotals = { calls: 0, images: 0, seconds: 0, requests: 0, queued: 0 };
+  const scrape = async () => modelTotals(await fetch(`${origin}/metrics`).then((r) => r.text()));
+  for (let round = 1; round <= rounds; round++) {
+    rows.push({ round, ...(await run(`${origin}/healthz`, {}, duration, 'GET /healthz')) });
+    const before = await scrape();
+    rows.push({ round, ...(await run(`${origin}/v1/predict`, predict, duration, 'POST /v1/predict')) });
+    const after = await scrape();
+    for (const k of Object.keys(model) as (keyof ModelTotals)[]) model[k] += after[k] - before[k];
+  }
+  const medians = ['GET /healthz', 'POST /v1/predict'].map((route) => {
+    const of = rows.filter((r) => r.route === route);
+    return { route, rps: median(of.map((r) => r.rps)), p50: median(of.map((r) => r.p50)), p99: median(of.map((r) => r.p99)), errors: of.reduce((n, r) => n + r.errors, 0), requests: of.reduce((n, r) => n + r.requests, 0) };
+  });
 
   console.log('');
-  console.log('route              req/s    p50 ms  p99 ms  errors  requests');
-  for (const r of rows) {
-    console.log(`${r.route.padEnd(17)} ${r.rps.toFixed(0).padStart(6)}  ${String(r.p50).padStart(6)}  ${String(r.p99).padStart(6)}  ${String(r.errors).padStart(6)}  ${String(r.requests).padStart(8)}`);
+  console.log('round   route              req/s    p50 ms  p99 ms  errors  requests (median: all rounds)');
+  for (const r of [...rows.map((r) => ({ ...r, label: String(r.round) })), ...medians.map((m) => ({ ...m, label: 'median' }))]) {
+    console.log(`${r.label.padEnd(7)} ${r.route.padEnd(17)} ${r.rps.toFixed(0).padStart(6)}  ${String(r.p50).padStart(6)}  ${String(r.p99).padStart(6)}  ${String(r.errors).padStart(6)}  ${String(r.requests).padStart(8)}`);
   }
-  console.log(`\npredict / healthz throughput: ${(pred.rps / health.rps).toFixed(2)}  (predictions/s = predict req/s: one image per request)`);
-  const calls = after.calls - before.calls;
-  const images = after.images - before.images;
-  const seconds = after.seconds - before.seconds;
+  const [health, pred] = medians;
+  console.log(`\npredict / healthz throughput (medians): ${(pred.rps / health.rps).toFixed(2)}  (predictions/s = predict req/s: one image per request)`);
+  const { calls, images, seconds, requests, queued } = model;
   const threads = Number(process.env.PREDICT_WORKERS ?? 1) || 1;
-  console.log(`during the predict run: ${calls} model calls, mean batch ${(images / calls).toFixed(1)} images, ${((seconds / images) * 1e6).toFixed(0)} µs of model time per image`);
-  console.log(`the model computed ${seconds.toFixed(1)} s of the ${duration} s: inference threads ${((100 * seconds) / (duration * threads)).toFixed(0)} % busy (${threads} thread${threads > 1 ? 's' : ''})`);
+  const total = duration * rounds;
+  console.log(`during the predict rounds: ${calls} model calls, mean batch ${(images / calls).toFixed(1)} images, ${((seconds / images) * 1e6).toFixed(0)} µs of model time per image`);
+  console.log(`the model computed ${seconds.toFixed(1)} s of the ${total} s: inference threads ${((100 * seconds) / (total * threads)).toFixed(0)} % busy (${threads} thread${threads > 1 ? 's' : ''})`);
+  console.log(`a request queued ${((queued / requests) * 1000).toFixed(1)} ms on average before its model call, which took ${((seconds / calls) * 1000).toFixed(1)} ms`);
   console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   failed = rows.some((r) => r.errors > 0);
 } catch (err) {
