@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { NUM_CLASSES } from '../ml/architectures.ts';
-import { PIXELS } from '../ml/batch.ts';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
 import type { InferenceEngine, ModelHandle } from './inference.ts';
 import { MemoryPinStore, type PinStore } from './serving-pin.ts';
@@ -306,19 +305,6 @@ export class ModelRegistry {
     this.pinned = undefined;
     await this.refresh();
     return this.status();
-  }
-
-  /** Classifies 28×28 images (784 bytes each, light ink on black) with one model call. */
-  async predict(images: Uint8Array[], version?: number): Promise<{ modelVersion: number; predictions: Prediction[] }> {
-    const pixels = new Uint8Array(images.length * PIXELS);
-    images.forEach((img, i) => pixels.set(img, i * PIXELS));
-    const lease = await this.acquire(version);
-    try {
-      const { probabilities } = await this.engine.predict(lease.handle, pixels, images.length);
-      return { modelVersion: lease.version, predictions: toPredictions(probabilities, images.length) };
-    } finally {
-      lease.release();
-    }
   }
 
   dispose(): void {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { PredictBatcher } from '../../src/serving/batcher.ts';
 import { ModelRegistry, NoModelError, UnservableVersionError } from '../../src/serving/model-registry.ts';
 import { MemoryPinStore, RedisPinStore } from '../../src/serving/serving-pin.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
@@ -23,27 +24,30 @@ async function setup(opts: { cacheSize?: number } = {}) {
   const store = new ModelStore(join(base, String(n++)));
   const engine = new FakeEngine();
   const registry = new ModelRegistry(store, engine, log, { cacheSize: opts.cacheSize ?? 3 });
-  return { store, engine, registry };
+  // Predictions go the way the API sends them: through a batcher, which leases a version per call.
+  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: 32, timeoutMs: 0 });
+  const predict = (images: Uint8Array[], version?: number) => batcher.predict(images, version);
+  return { store, engine, registry, predict };
 }
 
 test('with no version, predict is a 503 that says how to train one', async () => {
-  const { registry } = await setup();
-  await assert.rejects(registry.predict([fakeImage(1)]), (err: Error) => err instanceof NoModelError && /POST \/v1\/jobs/.test(err.message));
+  const { predict } = await setup();
+  await assert.rejects(predict([fakeImage(1)]), (err: Error) => err instanceof NoModelError && /POST \/v1\/jobs/.test(err.message));
 });
 
 test('the newest version is served; a newer one is picked up on refresh', async () => {
-  const { store, registry } = await setup();
+  const { store, registry, predict } = await setup();
   await writeFakeVersion(store);
   await registry.refresh();
   assert.equal(registry.servedVersion, 1);
   await writeFakeVersion(store);
   await registry.refresh();
   assert.equal(registry.servedVersion, 2);
-  assert.equal((await registry.predict([fakeImage(4)])).modelVersion, 2);
+  assert.equal((await predict([fakeImage(4)])).modelVersion, 2);
 });
 
 test('a version that fails to load never replaces a good one, and is not retried on every refresh', async () => {
-  const { store, engine, registry } = await setup();
+  const { store, engine, registry, predict } = await setup();
   await writeFakeVersion(store);
   await registry.refresh();
   await writeFakeVersion(store, { broken: true });
@@ -51,10 +55,10 @@ test('a version that fails to load never replaces a good one, and is not retried
   await registry.refresh();
   assert.equal(registry.servedVersion, 1);
   assert.deepEqual(engine.loads, [1, 2], 'version 2 was tried once');
-  const res = await registry.predict([fakeImage(3)]);
+  const res = await predict([fakeImage(3)]);
   assert.deepEqual([res.modelVersion, res.predictions[0].digit], [1, 3]);
   // Asked for explicitly, it is a clear 409, not a 500.
-  await assert.rejects(registry.predict([fakeImage(3)], 2), (err: Error) => err instanceof UnservableVersionError && err.statusCode === 409 && /broken/.test(err.message));
+  await assert.rejects(predict([fakeImage(3)], 2), (err: Error) => err instanceof UnservableVersionError && err.statusCode === 409 && /broken/.test(err.message));
 });
 
 test('at start-up a broken newest version falls back to the newest one that loads', async () => {
@@ -66,39 +70,39 @@ test('at start-up a broken newest version falls back to the newest one that load
 });
 
 test('a new version is loaded and warmed up before it takes traffic; the old one answers meanwhile', async () => {
-  const { store, engine, registry } = await setup();
+  const { store, engine, registry, predict } = await setup();
   await writeFakeVersion(store);
   await registry.refresh();
   await writeFakeVersion(store);
   engine.loadDelayMs = 200;
   const switching = registry.refresh();
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal((await registry.predict([fakeImage(0)])).modelVersion, 1, 'still version 1 while 2 loads');
+  assert.equal((await predict([fakeImage(0)])).modelVersion, 1, 'still version 1 while 2 loads');
   await switching;
-  assert.equal((await registry.predict([fakeImage(0)])).modelVersion, 2);
+  assert.equal((await predict([fakeImage(0)])).modelVersion, 2);
 });
 
 test('?version=N loads on demand into an LRU: at most cacheSize versions in memory, the served one never evicted', async () => {
-  const { store, engine, registry } = await setup({ cacheSize: 2 });
+  const { store, engine, registry, predict } = await setup({ cacheSize: 2 });
   for (let i = 0; i < 4; i++) await writeFakeVersion(store);
   await registry.refresh();
   assert.equal(registry.servedVersion, 4);
-  for (const v of [1, 2, 3, 1]) assert.equal((await registry.predict([fakeImage(0)], v)).modelVersion, v);
+  for (const v of [1, 2, 3, 1]) assert.equal((await predict([fakeImage(0)], v)).modelVersion, v);
   assert.ok(engine.loadedVersions.length <= 2, `loaded: ${engine.loadedVersions}`);
   assert.ok(engine.loadedVersions.includes(4), 'the served version stays loaded');
   assert.deepEqual(registry.loadedVersions, engine.loadedVersions.slice().reverse());
-  await assert.rejects(registry.predict([fakeImage(0)], 9), VersionNotFoundError);
+  await assert.rejects(predict([fakeImage(0)], 9), VersionNotFoundError);
 });
 
 test('a cached version is reused, the least recently used one is evicted', async () => {
-  const { store, engine, registry } = await setup({ cacheSize: 3 });
+  const { store, engine, registry, predict } = await setup({ cacheSize: 3 });
   for (let i = 0; i < 4; i++) await writeFakeVersion(store);
   await registry.refresh(); // serves 4
-  await registry.predict([fakeImage(0)], 1);
-  await registry.predict([fakeImage(0)], 2);
-  await registry.predict([fakeImage(0)], 1); // 1 is now more recent than 2
+  await predict([fakeImage(0)], 1);
+  await predict([fakeImage(0)], 2);
+  await predict([fakeImage(0)], 1); // 1 is now more recent than 2
   assert.deepEqual(engine.loads, [4, 1, 2], 'no reload of a cached version');
-  await registry.predict([fakeImage(0)], 3); // evicts 2, the least recently used
+  await predict([fakeImage(0)], 3); // evicts 2, the least recently used
   assert.deepEqual(engine.unloads, [2]);
   assert.deepEqual(engine.loadedVersions, [1, 3, 4]);
 });
