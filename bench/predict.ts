@@ -8,7 +8,7 @@
  * of every round, each route's medians and the ratio of the medians; then how the model calls
  * went (batch size, model time, queue wait). Exits 1 if any request failed.
  *
- *   npm run bench:predict [-- --rounds 3 --duration 10 --connections 50]
+ *   npm run bench:predict [-- --rounds 3 --duration 10 --warmup 10 --connections 50]
  *
  * PREDICT_* and other settings in the environment are passed on to the API. autocannon runs in
  * this process, so on a small machine it competes with the API for CPU: the figures are a floor.
@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
-    warmup: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
   },
 });
@@ -118,8 +118,10 @@ try {
   const predict = { method: 'POST' as const, headers: { 'content-type': 'image/png' }, body: png };
   const check = await fetch(`${origin}/v1/predict`, { method: 'POST', headers: predict.headers, body: new Uint8Array(png) });
   if (check.status !== 200) throw new Error(`predict answered ${check.status}: ${await check.text()}`);
-  console.log(`API on ${origin} serving version ${version}; PNG ${png.length} bytes (MNIST test digit 0, a ${test.labels[0]}); ${connections} connections, ${duration} s each`);
+  console.log(`API on ${origin} serving version ${version}; PNG ${png.length} bytes (MNIST test digit 0, a ${test.labels[0]}); ${connections} connections; ${args.warmup} s of predict to warm up, then ${rounds} rounds of ${duration} s per route`);
 
+  // A fresh API process runs ~15% slower for its first ~8 s under load (V8's background threads,
+  // JIT and GC, take CPU from the inference thread); the rounds measure it after that.
   await run(`${origin}/v1/predict`, predict, Number(args.warmup), 'warm-up');
   const rows: (Row & { round: number })[] = [];
   const model: ModelTotals = { calls: 0, images: 0, seconds: 0, requests: 0, queued: 0 };
