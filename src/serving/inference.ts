@@ -52,7 +52,7 @@ export async function loadServableModel(version: number, files: ModelFiles): Pro
   try {
     // Warm-up: the first call compiles kernels and allocates; pay for it before taking traffic,
     // and find out now (not on a user's request) if the weights cannot run.
-    const probe = tf.tidy(() => model.predict(tf.zeros([1, 28, 28, 1])) as tf.Tensor).dataSync();
+    const probe = outputData(model, () => tf.zeros([1, 28, 28, 1]), 1);
     if (probe.length !== NUM_CLASSES || !probe.every(Number.isFinite)) throw new Error(`the warm-up inference gave ${Array.from(probe).join(', ')}`);
   } catch (err) {
     model.dispose();
@@ -71,8 +71,21 @@ export function timedRunModel(model: LayersModel, pixels: Uint8Array, count: num
 /** Runs a loaded model on a batch; synchronous because every backend we use computes eagerly. */
 export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
   if (pixels.length !== count * PIXELS) throw new RangeError(`${count} images need ${count * PIXELS} bytes, got ${pixels.length}`);
-  // One call for the whole batch (predict would otherwise slice it into 32s and concatenate).
-  return tf.tidy(() => (model.predict(imagesToTensor(pixels, count), { batchSize: Math.max(1, count) }) as tf.Tensor).dataSync() as Float32Array);
+  return outputData(model, () => imagesToTensor(pixels, count), count);
+}
+
+/** The model's output for the input `makeInput` builds, as numbers, leaving no tensor behind. */
+function outputData(model: LayersModel, makeInput: () => tf.Tensor, count: number): Float32Array {
+  // The tidy returns the tensor, not its data: tidy walks whatever it returns for tensors to keep,
+  // and a typed array of count × 10 numbers cost a Set insertion per number and kept tfjs-core's
+  // walker deoptimizing and recompiling on the inference thread. One call for the whole batch
+  // (predict would otherwise slice it into 32s and concatenate).
+  const output = tf.tidy(() => model.predict(makeInput(), { batchSize: Math.max(1, count) }) as tf.Tensor);
+  try {
+    return output.dataSync() as Float32Array;
+  } finally {
+    output.dispose();
+  }
 }
 
 /** Inference on the calling thread (the API's event loop); the simplest engine and the baseline. */
