@@ -120,8 +120,8 @@ try {
   if (check.status !== 200) throw new Error(`predict answered ${check.status}: ${await check.text()}`);
   console.log(`API on ${origin} serving version ${version}; PNG ${png.length} bytes (MNIST test digit 0, a ${test.labels[0]}); ${connections} connections; ${args.warmup} s of predict to warm up, then ${rounds} rounds of ${duration} s per route`);
 
-  // A fresh API process runs ~15% slower for its first ~8 s under load (V8's background threads,
-  // JIT and GC, take CPU from the inference thread); the rounds measure it after that.
+  // A fresh API process runs ~15% slower for its first ~8 s under load (V8's helper threads take
+  // more of the CPU then; the cause is not pinned down); the rounds measure it after that.
   await run(`${origin}/v1/predict`, predict, Number(args.warmup), 'warm-up');
   const rows: (Row & { round: number })[] = [];
   const model: ModelTotals = { calls: 0, images: 0, seconds: 0, requests: 0, queued: 0 };
