@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { NUM_CLASSES } from './architectures.ts';
+import { loadModel } from './load-model.ts';
 
 export class ModelImportError extends Error {
   readonly statusCode = 400;
@@ -80,13 +81,11 @@ export async function importLayersModel(files: Map<string, Buffer>): Promise<Imp
 
   let model: tfl.LayersModel;
   try {
-    model = await tfl.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology,
-        weightSpecs: specs,
-        weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
-      }),
-    );
+    model = await loadModel({
+      modelTopology: json.modelTopology,
+      weightSpecs: specs,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
+    });
   } catch (err) {
     throw new ModelImportError(`the model does not load: ${(err as Error).message}`);
   }

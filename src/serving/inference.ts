@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { loadModel } from '../ml/load-model.ts';
 import { NUM_CLASSES } from '../ml/architectures.ts';
 import { imagesToTensor, PIXELS } from '../ml/batch.ts';
 import { filesToArtifacts, type ModelFiles } from '../store/model-files.ts';
@@ -39,7 +40,7 @@ export class ModelLoadError extends Error {
 export async function loadServableModel(version: number, files: ModelFiles): Promise<LayersModel> {
   let model: LayersModel;
   try {
-    model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
+    model = await loadModel(filesToArtifacts(files));
   } catch (err) {
     throw new ModelLoadError(`version ${version} does not load: ${(err as Error).message}`);
   }

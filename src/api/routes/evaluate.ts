@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel } from '@tensorflow/tfjs-layers';
+import { loadModel } from '../../ml/load-model.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { loadMnist } from '../../data/mnist.ts';
@@ -37,7 +36,7 @@ export const evaluateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { modelStore, datasetStore } = app.services;
     const files = await modelStore.readModelFiles(version);
     const data = dataset === 'mnist' ? await loadMnist('test') : await datasetStore.load(dataset);
-    const model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
+    const model = await loadModel(filesToArtifacts(files));
     try {
       const result = await evaluateYielding(model, data);
       return { version, dataset, count: result.count, accuracy: result.accuracy, loss: result.loss, perClassAccuracy: perClassAccuracy(result.confusionMatrix), confusionMatrix: result.confusionMatrix };

@@ -1,5 +1,6 @@
-import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the stock kernels that ours wrap or replace
+import { fusedBatchNormGradConfig } from '../gradients/fused-batch-norm.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { makeBatchMatMulConfig } from './batch-mat-mul.ts';
 import { makeConv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
@@ -30,7 +31,8 @@ function wrapStock(kernelName: string, wrap: (stock: KernelConfig) => KernelConf
 
 /**
  * The project's wasm training kernels: the missing Conv2DBackpropFilter, and faster Conv2DBackpropInput,
- * MaxPoolGrad, transposed BatchMatMul, bias-gradient Sum and a copy-free Identity. Idempotent. Call it
+ * MaxPoolGrad, transposed BatchMatMul, bias-gradient Sum and a copy-free Identity; and a batch-norm
+ * gradient without the Tile that is slow on wasm. Idempotent. Call it
  * before tf.setBackend('wasm'): setBackend runs the registered kernels' setupFuncs, and the wrappers
  * carry the stock kernel's setup for their fallback paths.
  */
@@ -41,5 +43,6 @@ export function registerWasmKernels(): string[] {
   wrapStock('BatchMatMul', makeBatchMatMulConfig);
   wrapStock('Sum', makeSumConfig);
   wrapStock('Identity', makeIdentityConfig);
-  return ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity'];
+  registerGradient(fusedBatchNormGradConfig); // replaces core's, which is slow on wasm (see its file)
+  return ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'FusedBatchNorm gradient'];
 }
