@@ -1,10 +1,15 @@
 """The seed's MNIST CNN in PyTorch: the peer that `npm run bench:train` measures the service against.
 
 Same model as the service's `cnn` architecture (two 5x5 conv + ReLU + 2x2 max-pool blocks with 16 and
-32 filters, then a dense layer over the 10 digits), batch 128, Adam 1e-3, cross-entropy, the whole data
-set already in memory as float tensors. Reads the IDX files the service trains on.
+32 filters, then a dense layer over the 10 digits), cross-entropy, the whole data set already in memory
+as float tensors. Reads the IDX files the service trains on. Two recipes:
 
-    python3 bench/pytorch_mnist.py --data DIR [--epochs 1] [--threads 2] [--target 0.99]
+- `classic` (default): the method's script as it runs — batch 128, Adam 1e-3, a constant rate;
+- `one-cycle`: the service's default recipe — batch 256, Adam with betas (0.7, 0.9), a one-cycle rate
+  peaking at 1e-2 (PyTorch's OneCycleLR: 30 % cosine warm-up from peak/25, cosine fall to peak/25/1e4,
+  no momentum cycle), and the service's initialisation (Glorot-uniform weights, zero biases).
+
+    python3 bench/pytorch_mnist.py --data DIR [--recipe classic|one-cycle] [--epochs 1] [--threads 2] [--target 0.99]
 
 Prints one JSON object per line: an "epoch" line after every epoch (training images/s, test accuracy,
 wall seconds since training started) and a final "result" line (also inference images/s over the test
@@ -36,7 +41,7 @@ def load(data_dir, images, labels):
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, glorot=False):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, 16, kernel_size=5, padding=2),
@@ -47,6 +52,10 @@ class Net(nn.Module):
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Linear(32 * 7 * 7, 10)
+        if glorot:  # as TensorFlow.js initialises the service's layers
+            for m in (self.features[0], self.features[3], self.classifier):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -66,7 +75,8 @@ def main():
     parser.add_argument("--data", required=True, help="directory with the four MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--recipe", choices=["classic", "one-cycle"], default="classic")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (classic), 256 (one-cycle)")
     parser.add_argument("--target", type=float, default=None, help="stop once the test accuracy reaches this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -76,8 +86,16 @@ def main():
     x_train, y_train = load(args.data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
     x_test, y_test = load(args.data, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-    model = Net()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    one_cycle = args.recipe == "one-cycle"
+    batch_size = args.batch_size or (256 if one_cycle else 128)
+    model = Net(glorot=one_cycle)
+    if one_cycle:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.7, 0.9))
+        steps = (len(x_train) + batch_size - 1) // batch_size * args.epochs
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps, cycle_momentum=False)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        scheduler = None
     loss_fn = nn.CrossEntropyLoss()
 
     started = time.perf_counter()
@@ -89,12 +107,14 @@ def main():
         model.train()
         order = torch.randperm(len(x_train))
         t0 = time.perf_counter()
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i : i + args.batch_size]
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
             optimizer.zero_grad()
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             loss.backward()
             optimizer.step()
+            if scheduler:
+                scheduler.step()
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         trained += len(order)
@@ -112,6 +132,8 @@ def main():
     print(json.dumps({
         "type": "result",
         "torch": torch.__version__,
+        "recipe": args.recipe,
+        "batchSize": batch_size,
         "threads": torch.get_num_threads(),
         "trainImagesPerSec": trained / train_seconds,
         "inferenceImagesPerSec": inference,

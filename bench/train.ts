@@ -1,26 +1,24 @@
 /**
- * `npm run bench:train`: how fast the service trains and infers without native TensorFlow, next to
- * the seed's PyTorch script on the same machine, in the same run.
+ * `npm run bench:train`: how fast the service trains, next to PyTorch on the same machine, in the
+ * same run. Three modes:
  *
- * 1. Trains the `cnn` architecture on all 60k MNIST training images through the service's own path
- *    — a training process started as the worker starts it (`trainInChild`), on the wasm backend —
- *    for --epochs (default 1) at batch 128, Adam 1e-3, constant rate, and times its batches. The
- *    training process's peak RSS is read from /proc (VmHWM).
- * 2. Times inference of the trained model over the 10k test images in batches of 1000: on one thread
- *    (`evaluate`, for reference) and on the API's inference pool (one thread per core), the figure
- *    compared with PyTorch's (which uses two threads).
- * 3. Runs bench/pytorch_mnist.py (same model, batch, optimizer, 2 threads, data in memory) for the
- *    same epochs; installs `python3-torch` with apt when it is missing and we are root, otherwise
- *    says that it skipped the peer.
- * 4. Prints images/s of both and their ratio, for training and for inference.
- * 5. With --time-to-99: starts the real API and worker, POSTs {"type":"train"} (the defaults) to
- *    /v1/jobs, and reports the wall time until the job's model version is written and its test
- *    accuracy, then PyTorch's time to the same accuracy. Takes ~10–20 minutes.
+ * - (default) images per second. Trains the `cnn` on all 60k MNIST training images through the
+ *   service's own path — a training process started as the worker starts it (`trainInChild`), on
+ *   the wasm backend — for --epochs (default 1) at batch 128, Adam 1e-3, constant rate, and times its
+ *   batches (the training process's peak RSS from /proc); times inference over the 10k test images
+ *   on the API's inference pool; runs bench/pytorch_mnist.py (same model, batch and optimizer, 2
+ *   threads, data in memory) for the same epochs; prints both and their ratio.
+ * - --time-to-99: time to a good model. Starts the real API and worker, POSTs {"type":"train"} (the
+ *   defaults) and reports the wall time until the version is written, with its test accuracy; then
+ *   the classic PyTorch recipe as the method's script runs it (10 epochs, fixed) and PyTorch running
+ *   the service's recipe (2 epochs of one-cycle), each timed as a whole process. ~5 minutes.
+ * - --seeds 1,2,3,4,5 [--body '{"limit":3000,"epochs":1}']: one train job body (the defaults when
+ *   absent) with each seed through the API: every seed's accuracy, the minimum and the mean.
  *
- *   npm run bench:train [-- --epochs 1 --seed 1 --time-to-99 --no-peer --python /usr/bin/python3]
+ *   npm run bench:train [-- --epochs 1 --seed 1 | --time-to-99 | --seeds 1,2,3 --body '{}'] [--no-peer --python /usr/bin/python3]
  *
- * The figures depend on what else runs on the machine: the load average is printed before and
- * after each phase.
+ * PyTorch comes from Debian's python3-torch (installed with apt when missing and we are root). The
+ * figures depend on what else runs on the machine: the load average is printed around each phase.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -31,13 +29,12 @@ import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel } from '@tensorflow/tfjs-layers';
+import { loadModel } from '../src/ml/load-model.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { createLogger } from '../src/logger.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { evaluate } from '../src/ml/evaluate.ts';
-import type { TrainJobData } from '../src/queue/job-schemas.ts';
+import { parseJobData, type TrainJobData } from '../src/queue/job-schemas.ts';
 import { filesToArtifacts, type ModelFiles } from '../src/store/model-files.ts';
 import { PIXELS } from '../src/ml/batch.ts';
 import { defaultReplicas } from '../src/ml/data-parallel.ts';
@@ -50,6 +47,8 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     'time-to-99': { type: 'boolean', default: false },
+    seeds: { type: 'string' },
+    body: { type: 'string', default: '{}' },
     'no-peer': { type: 'boolean', default: false },
     python: { type: 'string' },
   },
@@ -105,17 +104,7 @@ interface Side {
 
 /** Training through the service's training process, as a worker runs a job. */
 async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> {
-  const params: TrainJobData = {
-    type: 'train',
-    architecture: 'cnn',
-    epochs,
-    batchSize: 128,
-    learningRate: 0.001,
-    learningRateSchedule: 'constant',
-    limit: 60000,
-    validationSplit: 0,
-    seed,
-  };
+  const params = parseJobData({ type: 'train', architecture: 'cnn', epochs, batchSize: 128, learningRate: 0.001, learningRateSchedule: 'constant', beta1: 0.9, beta2: 0.999, seed }) as TrainJobData;
   const batchTimes: number[] = [];
   const epochTimes: number[] = [];
   const started = performance.now();
@@ -137,7 +126,7 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
   console.log(`  ${outcome.backend}; ${fmt((performance.now() - started) / 1000, 1)} s in all (start-up, data, ${epochs} epoch(s), test evaluation, serialisation)`);
 
   await initBackend('wasm');
-  const model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(outcome.files)));
+  const model = await loadModel(filesToArtifacts(outcome.files));
   const test = await loadMnist('test');
   evaluate(model, { ...test, count: 1000 }); // warm-up
   const t0 = performance.now();
@@ -237,8 +226,16 @@ function ratioRow(label: string, ours: number | undefined, peer: number | undefi
   return `| ${label.padEnd(24)} | ${fmt(ours).padStart(8)} | ${fmt(peer).padStart(8)} | ${(ours && peer ? (ours / peer).toFixed(2) : '—').padStart(5)} |`;
 }
 
-/** POST {"type":"train"} to a real API + worker; wall time until the version is written. */
-async function timeTo99(python: string | undefined): Promise<void> {
+interface JobOutcome {
+  seconds: number;
+  accuracy: number;
+  version: number;
+  peakMb: number;
+  params: Record<string, unknown>;
+}
+
+/** A real API and worker on a fresh models directory and queue prefix, for `run`. */
+async function withService<T>(run: (postJob: (body: object) => Promise<JobOutcome>) => Promise<T>): Promise<T> {
   const base = await mkdtemp(join(tmpdir(), 'mnist-bench-train-'));
   const port = await freePort();
   const env = {
@@ -249,47 +246,113 @@ async function timeTo99(python: string | undefined): Promise<void> {
     REDIS_URL,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     TF_BACKEND: 'wasm',
-    PREDICT_WORKERS: '0',
   };
   const procs: Proc[] = [];
   try {
     procs.push(startProcess('src/api.ts', env), startProcess('src/worker.ts', env));
     const origin = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${origin}/readyz`).catch(() => undefined))?.ok === true, 60_000, () => procs.map((p) => p.output()).join('\n'));
-    console.log(`  load average ${load()}; POST /v1/jobs {"type":"train"} (the defaults)…`);
-    const t0 = performance.now();
-    const res = await fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'train' }) });
-    if (res.status !== 202 && res.status !== 201) throw new Error(`POST /v1/jobs answered ${res.status}: ${await res.text()}`);
-    const { id } = (await res.json()) as { id: string };
     const worker = procs[1].child.pid!;
-    type View = { state: string; modelVersion?: number; metrics?: { testAccuracy: number }; progress?: { epoch: number; epochs: number; batch: number; batches: number } | null; error?: string };
-    const { result: view, peakMb } = await withPeakRss(worker, async () => {
-      for (;;) {
-        const v = (await (await fetch(`${origin}/v1/jobs/${id}`)).json()) as View;
-        if (v.state === 'succeeded' || v.state === 'failed' || v.state === 'cancelled') return v;
-        if (v.progress) process.stdout.write(`\r  epoch ${v.progress.epoch}/${v.progress.epochs}, batch ${v.progress.batch}/${v.progress.batches}   `);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    process.stdout.write('\n');
-    if (view.state !== 'succeeded') throw new Error(`the train job ended ${view.state}: ${view.error ?? ''}`);
-    const accuracy = view.metrics!.testAccuracy;
-    console.log(`  service: version ${view.modelVersion} written ${fmt(seconds, 1)} s after the POST, test accuracy ${fmt(accuracy * 100, 2)} %, training process peak RSS ${fmt(peakMb)} MB; load average ${load()}`);
-    if (!python) return;
-    console.log(`  PyTorch to ${fmt(accuracy * 100, 2)} % (test accuracy checked after every epoch, at most 30 epochs):`);
-    const lines = await runTorch(python, ['--epochs', '30', '--target', String(accuracy)]);
-    const result = lines.find((l) => l.type === 'result');
-    const reached = result?.secondsToTarget;
-    console.log(
-      reached
-        ? `  PyTorch: ${fmt(reached, 1)} s of training + evaluation to ${fmt(result!.testAccuracy * 100, 2)} % → service / PyTorch time ${fmt(seconds / reached, 2)}; load average ${load()}`
-        : `  PyTorch did not reach ${fmt(accuracy * 100, 2)} % in 30 epochs`,
-    );
+    /** POSTs the job and waits for it: wall time from the POST until the job reports its version written. */
+    const postJob = async (body: object): Promise<JobOutcome> => {
+      const t0 = performance.now();
+      const res = await fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (res.status !== 202) throw new Error(`POST /v1/jobs answered ${res.status}: ${await res.text()}`);
+      const { id, params } = (await res.json()) as { id: string; params: Record<string, unknown> };
+      type View = { state: string; modelVersion?: number; metrics?: { testAccuracy: number }; progress?: { epoch: number; epochs: number; batch: number; batches: number } | null; error?: string };
+      const { result: view, peakMb } = await withPeakRss(worker, async () => {
+        for (;;) {
+          const v = (await (await fetch(`${origin}/v1/jobs/${id}`)).json()) as View;
+          if (v.state === 'succeeded' || v.state === 'failed' || v.state === 'cancelled') return v;
+          if (v.progress) process.stdout.write(`\r  epoch ${v.progress.epoch}/${v.progress.epochs}, batch ${v.progress.batch}/${v.progress.batches}   `);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      process.stdout.write('\r');
+      if (view.state !== 'succeeded') throw new Error(`the train job ended ${view.state}: ${view.error ?? ''}`);
+      return { seconds, accuracy: view.metrics!.testAccuracy, version: view.modelVersion!, peakMb, params };
+    };
+    return await run(postJob);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await rm(base, { recursive: true, force: true });
   }
+}
+
+/**
+ * Time to a good model, three ways in one run: the service's default job through its API, the
+ * classic PyTorch recipe as the method's script runs it (10 epochs, fixed), and PyTorch running the
+ * service's recipe. PyTorch's times are its whole process: start-up, data, training, the test
+ * evaluation after every epoch.
+ */
+async function timeTo99(python: string | undefined): Promise<void> {
+  console.log(`  load average ${load()}; POST /v1/jobs {"type":"train"} (the defaults)…`);
+  const ours = await withService((postJob) => postJob({ type: 'train' }));
+  console.log(`  service: version ${ours.version} written ${fmt(ours.seconds, 1)} s after the POST, test accuracy ${fmt(ours.accuracy * 100, 2)} %, training process peak RSS ${fmt(ours.peakMb)} MB; load average ${load()}`);
+  if (!python) return;
+  const torchRun = async (label: string, extra: string[]) => {
+    console.log(`  PyTorch, ${label}:`);
+    const t0 = performance.now();
+    const lines = await runTorch(python, extra);
+    const seconds = (performance.now() - t0) / 1000;
+    const result = lines.find((l) => l.type === 'result')!;
+    console.log(`  → ${fmt(seconds, 1)} s, test accuracy ${fmt(result.testAccuracy * 100, 2)} %; load average ${load()}`);
+    return { seconds, accuracy: result.testAccuracy };
+  };
+  const classic = await torchRun('the classic recipe (batch 128, Adam 1e-3, 10 epochs)', ['--recipe', 'classic', '--epochs', '10']);
+  const recipe = await torchRun("the service's recipe (batch 256, one-cycle Adam 1e-2, betas 0.7/0.9, 2 epochs)", ['--recipe', 'one-cycle', '--epochs', '2']);
+  console.log(`\n| time to accuracy | seconds | test accuracy | classic PyTorch time / this |`);
+  console.log(`|---|---:|---:|---:|`);
+  for (const [label, r] of [['service, POST → version written', ours], ['PyTorch, classic recipe, 10 epochs', classic], ["PyTorch, the service's recipe, 2 epochs", recipe]] as const) {
+    console.log(`| ${label} | ${fmt(r.seconds, 1)} | ${fmt(r.accuracy * 100, 2)} % | ${fmt(classic.seconds / r.seconds, 2)} |`);
+  }
+  const goal = ours.seconds <= 90 && ours.seconds <= classic.seconds;
+  console.log(`\nservice ${fmt(ours.seconds, 1)} s: ${goal ? 'meets' : 'misses'} the goal (≤ 90 s and no slower than the classic PyTorch recipe)`);
+}
+
+/** One job body with each seed, through the API: how the recipe's accuracy spreads. */
+async function seedsRun(body: object, seeds: number[]): Promise<void> {
+  console.log(`  ${JSON.stringify(body)} with seeds ${seeds.join(', ')}; load average ${load()}`);
+  const accuracies = await withService(async (postJob) => {
+    const out: number[] = [];
+    for (const s of seeds) {
+      const r = await postJob({ type: 'train', ...body, seed: s });
+      console.log(`  seed ${s}: ${fmt(r.accuracy * 100, 2)} % in ${fmt(r.seconds, 1)} s (batch ${r.params.batchSize}); load average ${load()}`);
+      out.push(r.accuracy);
+    }
+    return out;
+  });
+  const pct = accuracies.map((a) => fmt(a * 100, 2));
+  console.log(`\n${JSON.stringify(body)}: ${pct.join(' / ')} % — min ${fmt(Math.min(...accuracies) * 100, 2)} %, mean ${fmt((accuracies.reduce((a, b) => a + b, 0) / accuracies.length) * 100, 2)} %`);
+}
+
+/** Images per second of training and inference, the service's and PyTorch's, same model, batch and optimizer. */
+async function imagesPerSecond(): Promise<void> {
+  console.log(`\nservice (TensorFlow.js wasm), ${epochs} epoch(s) of 60k, batch 128, seed ${seed}:`);
+  const ours = await benchOurs();
+  console.log(`  load average now ${load()}`);
+
+  let peer: Side = {};
+  let peerNote = '';
+  const python = args['no-peer'] ? undefined : ensureTorch();
+  if (python) {
+    console.log(`\nPyTorch (${PYTORCH_SCRIPT.slice(ROOT.length)}, ${python}), ${epochs} epoch(s):`);
+    const lines = await runTorch(python, ['--epochs', String(epochs)]);
+    const result = lines.find((l) => l.type === 'result');
+    if (result) {
+      peer = result;
+      peerNote = `torch ${result.torch}, ${result.threads} threads`;
+    }
+    console.log(`  load average now ${load()}`);
+  } else if (args['no-peer']) console.log('\nPyTorch peer skipped (--no-peer)');
+
+  console.log(`\n| images/s                 |  service |  PyTorch | ratio |`);
+  console.log(`|--------------------------|---------:|---------:|------:|`);
+  console.log(ratioRow('training', ours.trainImagesPerSec, peer.trainImagesPerSec));
+  console.log(ratioRow('inference (10k test set)', ours.inferenceImagesPerSec, peer.inferenceImagesPerSec));
+  console.log(`\ntest accuracy after ${epochs} epoch(s): service ${fmt(ours.testAccuracy! * 100, 2)} %, PyTorch ${peer.testAccuracy ? `${fmt(peer.testAccuracy * 100, 2)} %` : '—'}`);
+  console.log(`training process peak RSS: ${fmt(ours.peakMb)} MB (target < 1536 MB)${peerNote ? `; peer: ${peerNote}` : ''}`);
 }
 
 async function waitFor(check: () => Promise<boolean>, ms: number, describe: () => string): Promise<void> {
@@ -301,32 +364,12 @@ async function waitFor(check: () => Promise<boolean>, ms: number, describe: () =
 }
 
 console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; load average ${load()}`);
-console.log(`\nservice (TensorFlow.js wasm), ${epochs} epoch(s) of 60k, batch 128, seed ${seed}:`);
-const ours = await benchOurs();
-console.log(`  load average now ${load()}`);
-
-let peer: Side = {};
-let peerNote = '';
-const python = args['no-peer'] ? undefined : ensureTorch();
-if (python) {
-  console.log(`\nPyTorch (${PYTORCH_SCRIPT.slice(ROOT.length)}, ${python}), ${epochs} epoch(s):`);
-  const lines = await runTorch(python, ['--epochs', String(epochs)]);
-  const result = lines.find((l) => l.type === 'result');
-  if (result) {
-    peer = result;
-    peerNote = `torch ${result.torch}, ${result.threads} threads`;
-  }
-  console.log(`  load average now ${load()}`);
-} else if (args['no-peer']) console.log('\nPyTorch peer skipped (--no-peer)');
-
-console.log(`\n| images/s                 |  service |  PyTorch | ratio |`);
-console.log(`|--------------------------|---------:|---------:|------:|`);
-console.log(ratioRow('training', ours.trainImagesPerSec, peer.trainImagesPerSec));
-console.log(ratioRow('inference (10k test set)', ours.inferenceImagesPerSec, peer.inferenceImagesPerSec));
-console.log(`\ntest accuracy after ${epochs} epoch(s): service ${fmt(ours.testAccuracy! * 100, 2)} %, PyTorch ${peer.testAccuracy ? `${fmt(peer.testAccuracy * 100, 2)} %` : '—'}`);
-console.log(`training process peak RSS: ${fmt(ours.peakMb)} MB (target < 1536 MB)${peerNote ? `; peer: ${peerNote}` : ''}`);
-
-if (args['time-to-99']) {
+if (args.seeds) {
+  console.log('\naccuracy over seeds, through the API (--seeds):');
+  await seedsRun(JSON.parse(args.body!), args.seeds.split(',').map(Number));
+} else if (args['time-to-99']) {
   console.log('\ntime to accuracy through the API (--time-to-99):');
-  await timeTo99(python);
+  await timeTo99(args['no-peer'] ? undefined : ensureTorch());
+} else {
+  await imagesPerSecond();
 }

@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendPreference } from './backend.ts';
 import { batchGradients } from './batch-gradients.ts';
+import { frozenBatchNormInInferenceMode } from './freeze.ts';
+import './layers/spatial-transformer.ts'; // registers the custom layer class modelFromJSON may meet
 import type { FromReplica, ToReplica } from './data-parallel-messages.ts';
 
 // A worker thread holding a copy of the model being trained: it computes the gradients of its part
@@ -14,6 +16,7 @@ async function handle(msg: ToReplica): Promise<FromReplica> {
   if (msg.type === 'init') {
     await initBackend(msg.backend as BackendPreference);
     model = await tfl.models.modelFromJSON({ modelTopology: JSON.parse(msg.topology) });
+    frozenBatchNormInInferenceMode(model); // the trainable flags came with the topology
     // Same topology and trainable flags, so the same weight order; a size check catches a mismatch.
     const sizes = model.weights.map((w) => w.read().size);
     if (sizes.length !== msg.weights.length || sizes.some((s, i) => s !== msg.weights[i].length)) throw new Error('the replica\'s weights do not match the model\'s');

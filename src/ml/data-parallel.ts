@@ -2,14 +2,21 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { batchGradients, type BatchGradients } from './batch-gradients.ts';
+import { SpatialTransformer } from './layers/spatial-transformer.ts';
 import type { FromReplica, ToReplica } from './data-parallel-messages.ts';
 import { startTsWorker } from '../ts-worker.ts';
 
 /**
- * Layers whose forward pass is a pure function of weights and input, so a replica on another thread
- * computes exactly what this one would (no dropout masks, no batch statistics to keep in step).
+ * Layers a replica on another thread computes as this one would: pure functions of weights and
+ * input, with no dropout masks to keep in step. Batch normalisation is among them with one
+ * difference: in training each replica normalises by the statistics of its own share of the batch
+ * (as PyTorch's DataParallel does without SyncBatchNorm), and only this thread's moving statistics
+ * are kept.
  */
-const REPLICABLE_LAYERS = new Set(['InputLayer', 'Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'Flatten', 'Dense', 'Activation', 'Reshape', 'ReLU', 'Softmax']);
+const REPLICABLE_LAYERS = new Set([
+  'InputLayer', 'Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Flatten', 'Dense', 'Activation', 'Reshape', 'ReLU', 'Softmax',
+  'Add', 'BatchNormalization', SpatialTransformer.className,
+]);
 
 /** Why `model` cannot be trained data-parallel, or null when it can. */
 export function replicationObstacle(model: LayersModel): string | null {

@@ -1,10 +1,10 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { augmentBatch, isIdentity, type AugmentOptions } from './augment.ts';
 import { gatherBatch, type Examples } from './batch.ts';
 import { DataParallelTrainer, defaultReplicas, replicationObstacle } from './data-parallel.ts';
 import { evaluate } from './evaluate.ts';
 import { mulberry32, range, shuffleInPlace } from './random.ts';
+import { makeSchedule, type ScheduleSpec } from './schedules.ts';
 
 export interface TrainOptions {
   epochs: number;
@@ -16,8 +16,8 @@ export interface TrainOptions {
   augment?: AugmentOptions;
   /** Held-out examples from elsewhere to report per-epoch validation metrics on (instead of validationSplit). */
   validation?: { data: Examples; indices: Uint32Array };
-  /** The optimizer's learning rate for each (1-based) epoch; the compiled one when absent. */
-  learningRateAt?: (epoch: number) => number;
+  /** The optimizer's learning rate at each step; the compiled one throughout when absent. */
+  schedule?: ScheduleSpec;
   /**
    * Threads that share every batch (data-parallel, see data-parallel.ts); 1 trains on this thread
    * only. By default: one per core (two at most) for jobs of at least AUTO_PARALLEL_BATCHES batches
@@ -37,7 +37,7 @@ function replicaCount(model: LayersModel, opts: TrainOptions, batches: number): 
   return defaultReplicas();
 }
 
-/** Adam and SGD read their learning rate at every step, so changing it between epochs is a schedule. */
+/** Adam and SGD read their learning rate at every step, so setting it before each step is a schedule. */
 function setLearningRate(model: LayersModel, lr: number): void {
   (model.optimizer as unknown as { learningRate: number }).learningRate = lr;
 }
@@ -155,6 +155,7 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
     history: history.map((h) => ({ ...h })),
     augmentDraws: augmentRandom.drawn(),
   });
+  const rateAt = opts.schedule && makeSchedule(opts.schedule, opts.epochs, batches);
   const replicas = replicaCount(model, opts, batches);
   const parallel = replicas > 1 ? await DataParallelTrainer.start(model, replicas) : undefined;
   try {
@@ -162,13 +163,13 @@ export async function train(model: LayersModel, data: Examples, opts: TrainOptio
       // Every epoch's shuffle is drawn, those already trained too, so a resumed run sees the same order.
       shuffleInPlace(order, random);
       if (resume && epoch <= resume.epochsDone) continue;
-      if (opts.learningRateAt) setLearningRate(model, opts.learningRateAt(epoch));
       const resuming = resume && epoch === resume.epochsDone + 1 ? resume : undefined;
       let lossSum = resuming?.partial.lossSum ?? 0;
       let accSum = resuming?.partial.accSum ?? 0;
       let seen = resuming?.partial.seen ?? 0;
       for (let b = resuming?.batchesDone ?? 0; b < batches; b++) {
         const idx = order.subarray(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, order.length));
+        if (rateAt) setLearningRate(model, rateAt((epoch - 1) * batches + b));
         const batch = gatherBatch(data, idx);
         const { ys } = batch;
         let xs = batch.xs;

@@ -31,5 +31,5 @@ export async function resolveJobRequest(request: JobRequest, deps: { modelStore:
       throw new JobRequestError(`dataset: ${params.dataset} does not exist (upload one with POST /v1/datasets, or use "mnist")`);
     });
   }
-  return { ...params, seed, baseModel, freeze: params.freeze ?? 'features' };
+  return { ...params, seed, baseModel };
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { loadLayersModel } from '@tensorflow/tfjs-layers';
+import { loadModel } from '../ml/load-model.ts';
 import { loadMnist } from '../data/mnist.ts';
+import { compileForTraining } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
 import { concatExamples, rehearsalSample } from '../ml/examples.ts';
 import { freezeLayers } from '../ml/freeze.ts';
@@ -43,15 +44,24 @@ export async function runFinetune(params: FinetuneJobData, paths: StorePaths, ca
     { data: mnistTrain, indices: rehearsal },
   ]);
 
-  const model = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(baseFiles)));
+  const model = await loadModel(filesToArtifacts(baseFiles));
   try {
     freezeLayers(model, params.freeze);
-    model.compile({ optimizer: tf.train.adam(params.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    compileForTraining(model, params);
     const resumeFrom = await checkpoints?.restore(model);
     const history = await train(
       model,
       mixed,
-      { epochs: params.epochs, batchSize: params.batchSize, validationSplit: 0, seed: params.seed, augment: params.augment, validation: { data, indices: validation }, resumeFrom },
+      {
+        epochs: params.epochs,
+        batchSize: params.batchSize,
+        schedule: { name: params.learningRateSchedule, rate: params.learningRate },
+        validationSplit: 0,
+        seed: params.seed,
+        augment: params.augment,
+        validation: { data, indices: validation },
+        resumeFrom,
+      },
       withCheckpoints(callbacks, model, checkpoints),
     );
     const test = evaluate(model, mnistTest);

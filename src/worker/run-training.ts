@@ -33,10 +33,15 @@ export async function runTraining(params: TrainJobData, callbacks: TrainCallback
   const count = Math.min(params.limit, trainSet.count);
   const examples = { images: trainSet.images.subarray(0, count * 784), labels: trainSet.labels.subarray(0, count), count };
 
-  const model = createModel(params.architecture, { learningRate: params.learningRate, seed: params.seed });
+  const model = createModel(params.architecture, params);
   try {
     const resumeFrom = await checkpoints?.restore(model);
-    const history = await train(model, examples, { ...params, learningRateAt: learningRateSchedule(params), resumeFrom }, withCheckpoints(callbacks, model, checkpoints));
+    const history = await train(
+      model,
+      examples,
+      { ...params, schedule: { name: params.learningRateSchedule, rate: params.learningRate }, resumeFrom },
+      withCheckpoints(callbacks, model, checkpoints),
+    );
     const test = evaluate(model, testSet);
     return {
       files: await serializeModel(model),
@@ -62,11 +67,4 @@ export function withCheckpoints(callbacks: TrainCallbacks, model: LayersModel, c
       await callbacks.onCheckpoint?.(position);
     },
   };
-}
-
-/** The per-epoch learning rate of a train job (see `learningRateSchedule` in its schema). */
-export function learningRateSchedule(params: Pick<TrainJobData, 'epochs' | 'learningRate' | 'learningRateSchedule'>): ((epoch: number) => number) | undefined {
-  if (params.learningRateSchedule !== 'step') return undefined;
-  const lastFast = params.epochs - Math.floor(params.epochs / 4); // short jobs (< 4 epochs) keep one rate
-  return (epoch) => (epoch > lastFast ? params.learningRate / 10 : params.learningRate);
 }

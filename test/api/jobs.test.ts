@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { withDefaults } from '../../src/queue/job-schemas.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 
 let api: TestApi;
@@ -19,7 +20,7 @@ describe('POST /v1/jobs', () => {
     assert.equal(job.state, 'queued');
     assert.equal(job.type, 'train');
     assert.deepEqual({ ...job.params, seed: undefined }, {
-      type: 'train', architecture: 'cnn', epochs: 12, batchSize: 128, learningRate: 0.001, learningRateSchedule: 'step', limit: 60000, validationSplit: 0, seed: undefined,
+      type: 'train', architecture: 'cnn', epochs: 2, batchSize: 256, learningRate: 0.01, learningRateSchedule: 'one-cycle', beta1: 0.7, beta2: 0.9, limit: 60000, validationSplit: 0, seed: undefined,
     });
     assert.ok(Number.isInteger(job.params.seed));
     assert.equal(job.progress, null);
@@ -28,15 +29,35 @@ describe('POST /v1/jobs', () => {
   });
 
   test('given parameters are kept', async () => {
-    const res = await post({ type: 'train', architecture: 'lenet5', epochs: 2, batchSize: 32, learningRate: 0.01, limit: 500, validationSplit: 0.2, seed: 42 });
+    const body = { type: 'train', architecture: 'resnet', epochs: 3, batchSize: 48, learningRate: 0.002, learningRateSchedule: 'step', beta1: 0.9, beta2: 0.999, limit: 500, validationSplit: 0.2, seed: 42 };
+    const res = await post(body);
     assert.equal(res.statusCode, 202);
-    assert.deepEqual(res.json().params, { type: 'train', architecture: 'lenet5', epochs: 2, batchSize: 32, learningRate: 0.01, learningRateSchedule: 'step', limit: 500, validationSplit: 0.2, seed: 42 });
+    assert.deepEqual(res.json().params, body);
+  });
+
+  test('without a batch size, small jobs get smaller batches so they still take enough steps', async () => {
+    const batchOf = async (limit: number, epochs: number) => (await post({ type: 'train', limit, epochs })).json().params.batchSize;
+    assert.deepEqual(
+      [await batchOf(60000, 2), await batchOf(60000, 1), await batchOf(20000, 1), await batchOf(10000, 1), await batchOf(3000, 1), await batchOf(100, 1)],
+      [256, 128, 32, 32, 32, 32],
+    );
+  });
+
+  test('a fine-tune job keeps defaults suited to fine-tuning: a constant low rate and Adam\'s usual betas', () => {
+    const { seed: _seed, ...filled } = withDefaults({ type: 'finetune', baseModel: 1, dataset: 'mnist' });
+    assert.deepEqual(filled, {
+      type: 'finetune', baseModel: 1, dataset: 'mnist', freeze: 'features', epochs: 5, batchSize: 32, learningRate: 0.0005, learningRateSchedule: 'constant', beta1: 0.9, beta2: 0.999, validationSplit: 0.2, rehearsal: 0.5,
+    });
   });
 
   const invalid: [string, unknown, RegExp][] = [
     ['epochs below 1', { type: 'train', epochs: 0 }, /epochs/],
     ['a fractional batch size', { type: 'train', batchSize: 1.5 }, /batchSize/],
-    ['an unknown architecture', { type: 'train', architecture: 'resnet' }, /architecture must be one of "cnn", "lenet5"/],
+    ['an unknown architecture', { type: 'train', architecture: 'vgg' }, /architecture must be one of "cnn", "lenet5", "stn", "resnet"/],
+    ['an unknown schedule', { type: 'train', learningRateSchedule: 'cosine' }, /learningRateSchedule must be one of "one-cycle", "step", "constant"/],
+    ['a beta1 of 1', { type: 'train', beta1: 1 }, /beta1/],
+    ['a negative beta2', { type: 'train', beta2: -0.1 }, /beta2/],
+    ['a learning rate below 1e-6', { type: 'train', learningRate: 1e-7 }, /learningRate/],
     ['a learning rate of 0', { type: 'train', learningRate: 0 }, /learningRate/],
     ['a limit over the 60k images', { type: 'train', limit: 60001 }, /limit/],
     ['a validation split of 0.9', { type: 'train', validationSplit: 0.9 }, /validationSplit/],

@@ -1,3 +1,4 @@
+import { parseJobData, type FinetuneJobData } from '../../src/queue/job-schemas.ts';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -58,7 +59,7 @@ test('a [28,28,1] softmax model is imported unchanged and can be fine-tuned', as
   const train = await loadMnist('train');
   const small = await api.app.services.datasetStore.create({ images: train.images.subarray(0, 3000 * 784), labels: train.labels.subarray(0, 3000), count: 3000 }, { name: 'mnist-3k', format: 'idx' });
   const outcome = await runFinetune(
-    { type: 'finetune', baseModel: meta.version, dataset: small.id, freeze: 'features', epochs: 1, batchSize: 32, learningRate: 0.003, validationSplit: 0.1, rehearsal: 0, seed: 1 },
+    parseJobData({ type: 'finetune', baseModel: meta.version, dataset: small.id, freeze: 'features', epochs: 1, batchSize: 32, learningRate: 0.003, validationSplit: 0.1, rehearsal: 0, seed: 1 }) as FinetuneJobData,
     { modelsDir: api.config.modelsDir, datasetsDir: api.config.datasetsDir },
   );
   assert.ok(outcome.metrics.testAccuracy > meta.metrics.testAccuracy + 0.3, `${meta.metrics.testAccuracy} → ${outcome.metrics.testAccuracy}`);

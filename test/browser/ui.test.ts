@@ -106,6 +106,24 @@ test('an uploaded PNG is classified as it is', async () => {
   await page.click('#clear');
 });
 
+test("the train form's choices and defaults are the API's own, read from its OpenAPI document", async () => {
+  await page.click('#tab-train');
+  const options = (name: string) => page.locator(`select[name=${name}] option`).evaluateAll((os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
+  await page.locator('select[name=architecture] option[value=resnet]').waitFor({ state: 'attached' });
+  assert.deepEqual(await options('architecture'), [['', 'cnn (default)'], ['lenet5', 'lenet5'], ['stn', 'stn'], ['resnet', 'resnet']]);
+  assert.deepEqual(await options('learningRateSchedule'), [['', 'one-cycle (default)'], ['step', 'step'], ['constant', 'constant']]);
+  assert.equal(await page.getAttribute('input[name=beta1]', 'placeholder'), '0.7 (default)');
+  await page.click('[data-preset=best]');
+  assert.equal(await page.inputValue('select[name=architecture]'), 'resnet');
+  await page.click('[data-preset=full]');
+  assert.equal(await page.inputValue('select[name=architecture]'), '');
+  await page.check('input[name=kind][value=finetune]');
+  assert.deepEqual(await options('freeze'), [['', 'features (default)'], ['none', 'none']]);
+  assert.deepEqual(await options('learningRateSchedule'), [['', 'constant (default)'], ['one-cycle', 'one-cycle'], ['step', 'step']]);
+  await page.check('input[name=kind][value=train]');
+  await page.click('#tab-draw');
+});
+
 test('the fine-tune form sends what it shows, and a refusal is shown next to it', async () => {
   await page.click('#tab-train');
   await page.check('input[name=kind][value=finetune]');
@@ -129,7 +147,7 @@ test('the fine-tune form sends what it shows, and a refusal is shown next to it'
     await page.unroute('**/v1/jobs');
     expectedFailures.delete('/v1/jobs');
   }
-  assert.deepEqual(sent, { type: 'finetune', baseModel: 1, dataset: 'mnist', freeze: 'features', epochs: 3, augment: { rotation: 10 } });
+  assert.deepEqual(sent, { type: 'finetune', baseModel: 1, dataset: 'mnist', epochs: 3, augment: { rotation: 10 } });
   await page.check('input[name=kind][value=train]');
   await page.fill('input[name=epochs]', '');
   await page.fill('input[name=rotation]', '');

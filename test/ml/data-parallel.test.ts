@@ -43,6 +43,36 @@ test('training on two threads gives the same losses and weights as on one, for t
   assert.ok(maxAbsDiff(two.weights, one.weights) < 1e-4, `weights differ by ${maxAbsDiff(two.weights, one.weights)}`);
 });
 
+test('the stn trains on two threads as on one: the sampler and its custom gradient replicate exactly', async () => {
+  const data = await subset(256);
+  const run = async (replicas: number) => {
+    const model = createModel('stn', { learningRate: 0.005, seed: 15 });
+    const losses: number[] = [];
+    await train(model, data, { epochs: 1, batchSize: 64, validationSplit: 0, seed: 15, replicas }, { onBatchEnd: (p) => losses.push(p.loss) });
+    const result = { losses, weights: weightsOf(model) };
+    model.dispose();
+    return result;
+  };
+  const one = await run(1);
+  const two = await run(2);
+  two.losses.forEach((l, i) => assert.ok(Math.abs(l - one.losses[i]) < 1e-4, `batch ${i + 1}: loss ${l} vs ${one.losses[i]}`));
+  assert.ok(maxAbsDiff(two.weights, one.weights) < 1e-4, `weights differ by ${maxAbsDiff(two.weights, one.weights)}`);
+});
+
+test('the resnet trains on two threads, each normalising by its own share of the batch; only this thread keeps moving statistics', async () => {
+  const data = await subset(512);
+  const model = createModel('resnet', { learningRate: 0.005, seed: 16 });
+  assert.equal(replicationObstacle(model), null);
+  const statistics = () => model.weights.filter((w) => /moving_mean/.test(w.originalName)).map((w) => Array.from(w.read().dataSync()));
+  const before = statistics();
+  const losses: number[] = [];
+  await train(model, data, { epochs: 2, batchSize: 128, validationSplit: 0, seed: 16, replicas: 2 }, { onBatchEnd: (p) => losses.push(p.loss) });
+  assert.ok(losses.every(Number.isFinite));
+  assert.ok(losses.at(-1)! < losses[0], `loss ${losses[0]} → ${losses.at(-1)}`);
+  assert.ok(statistics().every((m, i) => maxAbsDiff([m], [before[i]]) > 0), 'the moving means followed the batches this thread saw');
+  model.dispose();
+});
+
 test('an uneven last batch is shared by weight of each part', async () => {
   // 100 examples in batches of 64: the second batch has 36, so the parts are 18 + 18, then 32 + 32.
   const data = await subset(100);

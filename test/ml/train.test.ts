@@ -5,6 +5,7 @@ import { loadMnist } from '../../src/data/mnist.ts';
 import { createModel } from '../../src/ml/architectures.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { evaluate } from '../../src/ml/evaluate.ts';
+import { makeSchedule } from '../../src/ml/schedules.ts';
 import { splitIndices, train, TrainingCancelledError, type BatchProgress } from '../../src/ml/train.ts';
 
 before(() => initBackend('wasm'));
@@ -92,20 +93,16 @@ test('evaluation counts every example once in the confusion matrix', async () =>
   model.dispose();
 });
 
-test('a learning-rate schedule sets the rate of each epoch', async () => {
-  const data = await subset(128);
-  const model = createModel('cnn', { learningRate: 0.001, seed: 6 });
+test('a schedule sets the rate before every step, the one-cycle rising to its peak and falling to its end', async () => {
+  const data = await subset(400);
+  const model = createModel('cnn', { learningRate: 1, seed: 6 });
   const seen: number[] = [];
   const rate = () => (model.optimizer as unknown as { learningRate: number }).learningRate;
-  await train(model, data, { epochs: 3, batchSize: 64, validationSplit: 0, seed: 6, learningRateAt: (e) => 0.001 * 0.5 ** (e - 1) }, { onEpochEnd: () => seen.push(rate()) });
-  assert.deepEqual(seen, [0.001, 0.0005, 0.00025]);
+  await train(model, data, { epochs: 2, batchSize: 40, validationSplit: 0, seed: 6, schedule: { name: 'one-cycle', rate: 0.01 } }, { onBatchEnd: () => seen.push(rate()) });
+  const at = makeSchedule({ name: 'one-cycle', rate: 0.01 }, 2, 10);
+  assert.equal(seen.length, 20);
+  assert.deepEqual(seen, seen.map((_, step) => at(step)));
+  assert.ok(Math.abs(Math.max(...seen) - 0.01) < 1e-12, 'the peak is learningRate');
+  assert.ok(seen[0] < seen[1] && seen.at(-2)! > seen.at(-1)!);
   model.dispose();
-});
-
-test('the step schedule runs the last quarter of the epochs at a tenth of the rate', async () => {
-  const { learningRateSchedule } = await import('../../src/worker/run-training.ts');
-  const at = learningRateSchedule({ epochs: 12, learningRate: 0.001, learningRateSchedule: 'step' })!;
-  assert.deepEqual([1, 9, 10, 12].map(at), [0.001, 0.001, 0.0001, 0.0001]);
-  assert.deepEqual([1, 2, 3].map(learningRateSchedule({ epochs: 3, learningRate: 0.001, learningRateSchedule: 'step' })!), [0.001, 0.001, 0.001]);
-  assert.equal(learningRateSchedule({ epochs: 12, learningRate: 0.001, learningRateSchedule: 'constant' }), undefined);
 });

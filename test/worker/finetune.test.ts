@@ -15,7 +15,7 @@ import { DatasetStore } from '../../src/store/dataset-store.ts';
 import { filesToArtifacts } from '../../src/store/model-files.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { runFinetune, type StorePaths } from '../../src/worker/run-finetune.ts';
-import { writeTrainedVersion } from '../helpers/model.ts';
+import { finetuneJob, writeTrainedVersion } from '../helpers/model.ts';
 
 // Data the base model finds hard: MNIST test digits turned a quarter clockwise (not the ones it trained on).
 let dir = '';
@@ -50,7 +50,7 @@ test('fine-tuning the head on hard data raises its held-out accuracy a lot and k
   baseModel.dispose();
 
   const outcome = await runFinetune(
-    { type: 'finetune', baseModel: base, dataset: datasetId, freeze: 'features', epochs: 4, batchSize: 32, learningRate: 0.002, validationSplit: 0.25, rehearsal: 0.5, seed: 2 },
+    finetuneJob({ baseModel: base, dataset: datasetId, freeze: 'features', epochs: 4, batchSize: 32, validationSplit: 0.25, rehearsal: 0.5, seed: 2 }),
     paths,
   );
   const heldOut = outcome.metrics.heldOut!;
@@ -67,7 +67,7 @@ test('fine-tuning the head on hard data raises its held-out accuracy a lot and k
 test('with the features frozen only the dense head changes', async () => {
   const store = new ModelStore(paths.modelsDir);
   const outcome = await runFinetune(
-    { type: 'finetune', baseModel: base, dataset: datasetId, freeze: 'features', epochs: 1, batchSize: 64, learningRate: 0.002, validationSplit: 0.5, rehearsal: 0, seed: 3 },
+    finetuneJob({ baseModel: base, dataset: datasetId, freeze: 'features', epochs: 1, batchSize: 64, learningRate: 0.002, validationSplit: 0.5, rehearsal: 0, seed: 3 }),
     paths,
   );
   const load = (files: Parameters<typeof filesToArtifacts>[0]) => loadLayersModel(tf.io.fromMemory(filesToArtifacts(files)));
