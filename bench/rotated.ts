@@ -27,6 +27,7 @@ import { mulberry32 } from '../src/ml/random.ts';
 import { parseJobData, type TrainJobData } from '../src/queue/job-schemas.ts';
 import { filesToArtifacts } from '../src/store/model-files.ts';
 import { runTraining } from '../src/worker/run-training.ts';
+import { endProgress, progress } from './progress.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -67,13 +68,13 @@ for (const { label, body } of runs) {
   console.log(`\n${label}: ${JSON.stringify(body)}, ${params.epochs} epochs, batch ${params.batchSize}; load average ${load()}`);
   const t0 = performance.now();
   const outcome = await runTraining(params, {
-    onBatchEnd: (p) => p.batch % 25 === 0 && process.stdout.write(`\r  epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}   `),
+    onBatchEnd: (p) => p.batch % 25 === 0 && progress(`epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}`),
   });
   const seconds = (performance.now() - t0) / 1000;
   const model = await loadModel(filesToArtifacts(outcome.files));
   const onRotated = evaluate(model, rotated).accuracy;
   model.dispose();
-  process.stdout.write('\r');
+  endProgress();
   console.log(`  MNIST test ${pct(outcome.metrics.testAccuracy)}, rotated/scaled ${pct(onRotated)}, ${seconds.toFixed(0)} s; load average ${load()}`);
   rows.push(`| ${label} | ${pct(outcome.metrics.testAccuracy)} | ${pct(onRotated)} | ${seconds.toFixed(0)} s |`);
 }

@@ -41,6 +41,7 @@ import { defaultReplicas } from '../src/ml/data-parallel.ts';
 import { InferencePool } from '../src/serving/inference-pool.ts';
 import { trainInChild } from '../src/worker/run-in-child.ts';
 import { freePort, startProcess, type Proc } from '../test/helpers/processes.ts';
+import { endProgress, progress } from './progress.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -113,11 +114,11 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
       if (msg.type === 'batch') {
         batchTimes.push(performance.now());
         const p = msg.progress;
-        if (p.batch % 50 === 0 || p.batch === p.batches) process.stdout.write(`\r  epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}, loss ${p.loss.toFixed(4)}   `);
+        if (p.batch % 50 === 0 || p.batch === p.batches) progress(`epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}, loss ${p.loss.toFixed(4)}`);
       } else epochTimes.push(performance.now());
     }),
   );
-  process.stdout.write('\n');
+  endProgress();
   const batchesPerEpoch = Math.ceil(60000 / params.batchSize);
   // Images between the end of the warm-up batches and the end of the last batch (evaluation excluded).
   const timed = batchTimes.length - 1 - WARMUP_BATCHES;
@@ -264,12 +265,12 @@ async function withService<T>(run: (postJob: (body: object) => Promise<JobOutcom
         for (;;) {
           const v = (await (await fetch(`${origin}/v1/jobs/${id}`)).json()) as View;
           if (v.state === 'succeeded' || v.state === 'failed' || v.state === 'cancelled') return v;
-          if (v.progress) process.stdout.write(`\r  epoch ${v.progress.epoch}/${v.progress.epochs}, batch ${v.progress.batch}/${v.progress.batches}   `);
+          if (v.progress) progress(`epoch ${v.progress.epoch}/${v.progress.epochs}, batch ${v.progress.batch}/${v.progress.batches}`);
           await new Promise((r) => setTimeout(r, 100));
         }
       });
       const seconds = (performance.now() - t0) / 1000;
-      process.stdout.write('\r');
+      endProgress();
       if (view.state !== 'succeeded') throw new Error(`the train job ended ${view.state}: ${view.error ?? ''}`);
       return { seconds, accuracy: view.metrics!.testAccuracy, version: view.modelVersion!, peakMb, params };
     };
