@@ -1,7 +1,30 @@
 // Thin client for the service's HTTP API. URLs are relative to the page, so the UI also works
 // behind a reverse proxy that mounts the service under a path.
 
+/** @typedef {'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'} JobState */
+/** @typedef {{ epoch: number, epochs: number, batch: number, batches: number, loss: number, accuracy: number }} BatchProgress */
+/** @typedef {{ epoch: number, loss: number, accuracy: number, valLoss?: number, valAccuracy?: number }} EpochStats */
+/**
+ * A job as GET /v1/jobs/{id} gives it (the API's `Job` schema).
+ * @typedef {{ id: string, type: 'train' | 'finetune', state: JobState, params: Record<string, any>, progress: BatchProgress | null,
+ *   history: EpochStats[], modelVersion?: number, metrics?: { testAccuracy: number, testLoss: number }, error?: string,
+ *   cancelRequested?: boolean, createdAt: string, startedAt?: string, finishedAt?: string }} Job
+ */
+/**
+ * GET /v1/models.
+ * @typedef {{ servedVersion: number | null, pinnedVersion: number | null,
+ *   items: { version: number, createdAt: string, architecture: string, jobId: string | null, testAccuracy: number, served: boolean }[] }} ModelList
+ */
+
+/** The states a job does not leave. */
+export const FINISHED_STATES = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** An answer other than 2xx; `status` 0 when the service did not answer at all. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
   constructor(status, message) {
     super(message);
     this.status = status;
@@ -18,6 +41,7 @@ export const apiKey = {
       return ''; // storage blocked: the page still works where the server has auth off
     }
   },
+  /** @param {string} key an empty one forgets the key */
   set: (key) => {
     try {
       if (key) localStorage.setItem(KEY_STORAGE, key);
@@ -28,11 +52,17 @@ export const apiKey = {
   },
 };
 
+/** @param {RequestInit & { headers?: Record<string, string> }} init */
 function withKey(init) {
   const key = apiKey.get();
   return key ? { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } } : init;
 }
 
+/**
+ * @param {string} path relative to the page
+ * @param {RequestInit & { headers?: Record<string, string> }} [init]
+ * @returns {Promise<any>} the JSON body (null when the answer has none)
+ */
 async function request(path, init = {}) {
   let res;
   try {
@@ -50,18 +80,22 @@ async function request(path, init = {}) {
 
 /**
  * EventSource cannot send headers, so with a key the stream is read with fetch instead. Same events,
- * `readyState` and reconnect-after-a-pause as EventSource, just what train.js uses.
+ * `readyState` and reconnect-after-a-pause as EventSource, just what job-watcher.js uses.
  */
 class KeyedEventSource extends EventTarget {
   static RETRY_MS = 3000;
 
+  /** @param {string} url */
   constructor(url) {
     super();
+    /** @type {number} */
     this.readyState = EventSource.CONNECTING;
+    /** @type {AbortController | null} */
     this.controller = null;
     void this.connect(url);
   }
 
+  /** @param {string} url */
   async connect(url) {
     while (this.readyState !== EventSource.CLOSED) {
       this.controller = new AbortController();
@@ -86,6 +120,7 @@ class KeyedEventSource extends EventTarget {
     }
   }
 
+  /** @param {ReadableStreamDefaultReader<string>} reader */
   async read(reader) {
     let buffer = '';
     for (;;) {
@@ -113,26 +148,32 @@ class KeyedEventSource extends EventTarget {
   }
 }
 
+/** @type {(method: string, path: string, payload: unknown) => Promise<any>} */
 const sendJson = (method, path, payload) =>
   request(path, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
 
 export const api = {
   predict: (png, version) => request(`v1/predict${version ? `?version=${version}` : ''}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }),
+  /** @type {() => Promise<ModelList>} */
   models: () => request('v1/models'),
   model: (version) => request(`v1/models/${version}`),
   modelJson: (version) => request(`v1/models/${version}/model.json`),
+  /** @type {(limit?: number) => Promise<{ items: Job[], total: number }>} */
   jobs: (limit = 20) => request(`v1/jobs?limit=${limit}`),
+  /** @type {(id: string) => Promise<Job>} */
   job: (id) => request(`v1/jobs/${encodeURIComponent(id)}`),
+  /** @type {(params: Record<string, unknown>) => Promise<Job>} */
   createJob: (params) => sendJson('POST', 'v1/jobs', params),
   cancelJob: (id) => request(`v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  /** @param {string} id */
   jobEventsUrl: (id) => `v1/jobs/${encodeURIComponent(id)}/events`,
+  /** @param {string} id */
   jobEvents: (id) => {
     const url = api.jobEventsUrl(id);
     return apiKey.get() ? new KeyedEventSource(url) : new EventSource(url);
   },
   datasets: () => request('v1/datasets'),
   uploadDataset: (zip) => request('v1/datasets', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: zip }),
-  servingStatus: () => request('v1/models/serving'),
   pin: (version) => sendJson('PUT', 'v1/models/serving', { version }),
   unpin: () => request('v1/models/serving', { method: 'DELETE' }),
   spec: () => (specRequest ??= request('openapi.json').catch((err) => {
@@ -141,4 +182,5 @@ export const api = {
   })),
 };
 
-let specRequest;
+/** @type {Promise<any> | undefined} */
+let specRequest; // the OpenAPI document, arbitrary JSON

@@ -10,7 +10,10 @@ import { setupTrain } from './train.js';
 const TABS = ['draw', 'train', 'models'];
 const MODELS_REFRESH_MS = 15_000;
 
+/** @typedef {(list: import('./api.js').ModelList) => unknown} ModelsListener */
+/** @type {ModelsListener[]} */
 const modelListeners = [];
+/** @param {ModelsListener} fn called with every fresh model list */
 const onModelsChanged = (fn) => modelListeners.push(fn);
 let refreshing = null;
 async function modelsChanged() {
@@ -29,17 +32,6 @@ async function modelsChanged() {
     }
   })();
   return refreshing;
-}
-
-// Pinning (PUT/DELETE /v1/models/serving) is optional: the controls show only where the server has it,
-// which the model list says by carrying `pinnedVersion` (older servers: their OpenAPI document does).
-let specSaysPinning;
-async function servingStatus(list) {
-  if ('pinnedVersion' in list) return { supported: true, pinnedVersion: list.pinnedVersion ?? null };
-  specSaysPinning ??= api.spec().then((spec) => Boolean(spec.paths?.['/v1/models/serving']?.put), () => false);
-  if (!(await specSaysPinning)) return { supported: false, pinnedVersion: null };
-  const status = await api.servingStatus().catch(() => null);
-  return { supported: true, pinnedVersion: status?.pinnedVersion ?? null };
 }
 
 let current = null;
@@ -82,7 +74,9 @@ const showModel = (version) => {
 
 // The API key field: hidden in a menu, opened when the server answers 401/403.
 function setupKeyMenu() {
+  /** @type {HTMLDetailsElement} */
   const menu = $('#key-menu');
+  /** @type {HTMLInputElement} */
   const input = $('#api-key');
   const show = () => menu.classList.toggle('set', Boolean(apiKey.get()));
   let prompted = false; // once per key, not on every refresh that fails
@@ -111,7 +105,7 @@ function setupKeyMenu() {
 setupKeyMenu();
 setupDraw({ onModelsChanged });
 views.train = setupTrain({ isVisible: () => current === 'train' && !document.hidden, onModelsChanged, modelsChanged, showModel });
-views.models = setupModels({ onModelsChanged, modelsChanged, servingStatus });
+views.models = setupModels({ onModelsChanged, modelsChanged });
 
 showTab(location.hash.slice(1) || 'draw');
 void modelsChanged();

@@ -3,25 +3,34 @@
 // turns that into an MNIST-like 28×28 image.
 
 import { api } from './api.js';
-import { $, formatPercent, showError } from './dom.js';
+import { $, formatPercent, h, showError } from './dom.js';
 
 const INK = '#111827';
 const PAPER = '#ffffff';
 const LINE_WIDTH = 20; // at 280 px: MNIST's strokes are about 2 px of 28
 const DEBOUNCE_MS = 150;
 
+/**
+ * @param {object} deps
+ * @param {(fn: (list: import('./api.js').ModelList) => unknown) => void} deps.onModelsChanged
+ */
 export function setupDraw({ onModelsChanged }) {
+  /** @type {HTMLCanvasElement} */
   const pad = $('#pad');
   const ctx = pad.getContext('2d', { willReadFrequently: false });
   const placeholder = $('#pad-placeholder');
+  /** @type {HTMLSelectElement} */
   const versionSelect = $('#predict-version');
+  /** @type {HTMLInputElement} */
   const upload = $('#upload');
   const error = $('#draw-error');
   const bars = buildBars($('#probs'));
 
   let hasInk = false;
+  /** @type {Blob | null} */
   let uploaded = null; // the uploaded file, sent as it is until someone draws over it
-  let last = null;
+  /** @type {{ x: number, y: number } | null} */
+  let last = null; // where the pointer was, while a stroke goes on
   let timer = 0;
   let inFlight = false;
   let again = false;
@@ -166,6 +175,7 @@ export function setupDraw({ onModelsChanged }) {
     showError(error, `${message} — or start one in the Train tab.`);
   }
 
+  /** @param {import('./api.js').ModelList} list */
   async function refreshVersions(list) {
     const chosen = versionSelect.value;
     versionSelect.replaceChildren(new Option(list.servedVersion ? `served (v${list.servedVersion})` : 'served', ''));
@@ -177,14 +187,23 @@ export function setupDraw({ onModelsChanged }) {
   clear();
 }
 
+/**
+ * One bar per digit in `list`; `show` sets them, or empties them without probabilities.
+ * @param {HTMLElement} list
+ */
 function buildBars(list) {
   const rows = Array.from({ length: 10 }, (_, digit) => {
-    const li = document.createElement('li');
-    li.innerHTML = `<span class="prob-digit">${digit}</span><span class="prob-track"><span class="prob-fill"></span></span><span class="prob-value">–</span>`;
+    const fill = h('span', { class: 'prob-fill' });
+    const value = h('span', { class: 'prob-value' }, '–');
+    const li = h('li', {}, h('span', { class: 'prob-digit' }, String(digit)), h('span', { class: 'prob-track' }, fill), value);
     list.append(li);
-    return { li, fill: li.querySelector('.prob-fill'), value: li.querySelector('.prob-value') };
+    return { li, fill, value };
   });
   return {
+    /**
+     * @param {number[] | undefined} probabilities
+     * @param {number | undefined} best the digit to highlight
+     */
     show(probabilities, best) {
       rows.forEach((row, digit) => {
         const p = probabilities?.[digit] ?? 0;

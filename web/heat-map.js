@@ -5,11 +5,19 @@
 
 const LABEL = 26;
 
+/** @typedef {number[][]} ConfusionMatrix counts; row: the true digit, column: the prediction */
+
 export class HeatMap {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {HTMLElement} [readout] says in words what the focused cell means
+   */
   constructor(canvas, readout) {
     this.canvas = canvas;
     this.readout = readout;
+    /** @type {ConfusionMatrix | null} */
     this.matrix = null;
+    /** @type {[number, number] | null} */
     this.cell = null; // [row, col] under focus or pointer
     canvas.tabIndex = 0;
     canvas.addEventListener('pointermove', (e) => this.pointAt(e));
@@ -20,6 +28,7 @@ export class HeatMap {
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
+  /** @param {ConfusionMatrix} matrix */
   show(matrix) {
     this.matrix = matrix;
     this.cell = null;
@@ -32,6 +41,7 @@ export class HeatMap {
     return { size, cell: (size - LABEL) / 10 };
   }
 
+  /** @param {PointerEvent} e */
   pointAt(e) {
     const rect = this.canvas.getBoundingClientRect();
     const { cell } = this.geometry();
@@ -40,6 +50,7 @@ export class HeatMap {
     this.select(row >= 0 && row < 10 && col >= 0 && col < 10 ? [row, col] : null);
   }
 
+  /** @param {KeyboardEvent} e */
   key(e) {
     const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
     const move = moves[e.key];
@@ -49,6 +60,7 @@ export class HeatMap {
     this.select([Math.min(9, Math.max(0, r + move[0])), Math.min(9, Math.max(0, c + move[1]))]);
   }
 
+  /** @param {[number, number] | null} cell */
   select(cell) {
     if (String(cell) === String(this.cell)) return;
     this.cell = cell;
@@ -125,14 +137,22 @@ export class HeatMap {
   }
 }
 
-/** Accuracy per true digit: the diagonal over the row sum. */
+/**
+ * Accuracy per true digit: the diagonal over the row sum.
+ * @type {(matrix: ConfusionMatrix) => number[]}
+ */
 export const perClassAccuracy = (matrix) => matrix.map((row, i) => {
   const total = row.reduce((a, b) => a + b, 0);
   return total ? row[i] / total : 0;
 });
 
-/** The most frequent mistakes, largest first. */
+/**
+ * The most frequent mistakes, largest first.
+ * @param {ConfusionMatrix} matrix
+ * @param {number} [count]
+ */
 export function topConfusions(matrix, count = 5) {
+  /** @type {{ actual: number, predicted: number, count: number }[]} */
   const out = [];
   matrix.forEach((row, i) => row.forEach((n, j) => i !== j && n > 0 && out.push({ actual: i, predicted: j, count: n })));
   return out.sort((a, b) => b.count - a.count).slice(0, count);

@@ -28,18 +28,25 @@ export class LineChart {
   constructor(canvas, opts) {
     this.canvas = canvas;
     this.opts = opts;
-    this.data = new Map(opts.series.map((s) => [s.key, []]));
+    /** @type {Map<string, { x: number, y: number }[]>} */
+    this.data = new Map(opts.series.map((s) => [s.key, []])); // series key → its points, by x
     this.xMax = 1;
     this.pending = false;
     new ResizeObserver(() => this.redraw()).observe(canvas);
   }
 
+  /** Drops every point; `xMax` is where the x axis ends (the number of epochs). */
   reset(xMax = 1) {
     for (const points of this.data.values()) points.length = 0;
     this.xMax = xMax;
     this.redraw();
   }
 
+  /**
+   * @param {string} key a series' key
+   * @param {number} x
+   * @param {number} y not drawn unless finite
+   */
   add(key, x, y) {
     if (!Number.isFinite(y)) return;
     const points = this.data.get(key);
@@ -51,6 +58,7 @@ export class LineChart {
     this.redraw();
   }
 
+  /** @param {number} xMax */
   setXMax(xMax) {
     this.xMax = Math.max(xMax, 1e-9);
     this.redraw();
@@ -165,7 +173,11 @@ function defaultRange(values) {
   return [Math.max(0, min - pad), max + pad];
 }
 
-/** Accuracy: zoom in on the interesting part but never past 0…100 %. */
+/**
+ * Accuracy: zoom in on the interesting part but never past 0…100 %.
+ * @param {number[]} values
+ * @returns {[number, number]}
+ */
 export function accuracyRange(values) {
   const min = Math.min(...values);
   const lo = Math.max(0, Math.floor((min - 0.02) * 20) / 20);

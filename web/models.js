@@ -7,7 +7,12 @@ import { $, formatAgo, formatDuration, formatNumber, formatPercent, h, showError
 import { HeatMap, perClassAccuracy, topConfusions } from './heat-map.js';
 import { accuracyRange, LineChart } from './line-chart.js';
 
-export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
+/**
+ * @param {object} deps
+ * @param {(fn: (list: import('./api.js').ModelList) => unknown) => void} deps.onModelsChanged
+ * @param {() => Promise<unknown>} deps.modelsChanged refreshes the model list (after pinning)
+ */
+export function setupModels({ onModelsChanged, modelsChanged }) {
   const tbody = $('#versions-body');
   const detail = $('#model-detail');
   const error = $('#models-error');
@@ -28,20 +33,25 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
     ],
     empty: 'No per-epoch history',
   });
+  /** @type {HTMLSelectElement} */
   const compareSelect = $('#compare-version');
+  /** @type {HTMLSelectElement} */
   const matrixSelect = $('#matrix-source');
   let list = { items: [], servedVersion: null };
   let metas = new Map();
   let selected = null;
   let rendered = null; // the version the detail shows
-  let serving = { supported: false, pinnedVersion: null };
-  let pinningGone = false;
+  let pinnedVersion = null;
 
   onModelsChanged(async (next) => {
     list = next;
-    serving = pinningGone ? { supported: false, pinnedVersion: null } : await servingStatus(next);
-    // Lineage and held-out metrics live in each version's metadata; versions are immutable, so fetch each once.
-    await Promise.all(next.items.filter((m) => !metas.has(m.version)).map(async (m) => metas.set(m.version, await api.model(m.version).catch(() => null))));
+    pinnedVersion = next.pinnedVersion ?? null;
+    // Lineage and held-out metrics live in each version's metadata; versions are immutable, so fetch
+    // each once it has been read (a failed read is tried again at the next refresh).
+    await Promise.all(next.items.filter((m) => !metas.has(m.version)).map(async (m) => {
+      const meta = await api.model(m.version).catch(() => null);
+      if (meta) metas.set(m.version, meta);
+    }));
     renderList();
     if (selected === null || !next.items.some((m) => m.version === selected)) selected = next.items[0]?.version ?? null;
     if (selected === null) detail.hidden = true;
@@ -64,28 +74,27 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
       const meta = metas.get(m.version);
       const lineage = !meta ? '' : meta.lineage ? `fine-tuned from v${meta.lineage.baseVersion} on ${meta.lineage.dataset}` : meta.params.source === 'import' ? 'imported' : `trained on ${formatNumber(meta.dataset.trainCount)} images`;
       const accBar = h('span', { class: 'acc-track' }, h('span', { class: 'acc-fill' }));
-      accBar.firstChild.style.width = `${Math.max(0, (m.testAccuracy - 0.8) / 0.2) * 100}%`; // 80 … 100 %
+      /** @type {HTMLElement} */ (accBar.firstChild).style.width = `${Math.max(0, (m.testAccuracy - 0.8) / 0.2) * 100}%`; // 80 … 100 %
       return h('tr', { class: m.version === selected ? 'selected' : '' },
         h('td', {}, h('button', { type: 'button', class: 'link strong', 'aria-label': `Show version ${m.version}`, onclick: () => show(m.version) }, `v${m.version}`)),
         h('td', {}, m.architecture, h('div', { class: 'muted small' }, lineage)),
         h('td', { class: 'acc' }, h('span', { class: m.testAccuracy === best ? 'strong' : '' }, formatPercent(m.testAccuracy, 2)), accBar),
         h('td', { class: 'hide-narrow muted' }, formatAgo(m.createdAt)),
-        h('td', {}, m.served ? h('span', { class: 'badge served' }, serving.pinnedVersion === m.version ? 'served · pinned' : 'served') : ''),
+        h('td', {}, m.served ? h('span', { class: 'badge served' }, pinnedVersion === m.version ? 'served · pinned' : 'served') : ''),
         h('td', { class: 'actions' }, pinButton(m)),
       );
     }));
   }
 
   function pinStatus() {
-    if (!serving.supported) return ['The newest version is served. (This server cannot pin a version.)'];
-    if (serving.pinnedVersion) {
-      return [`Version ${serving.pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Back to latest')];
+    if (pinnedVersion) {
+      return [`Version ${pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Back to latest')];
     }
     return ['The newest version is served; pin another to roll back.'];
   }
 
   function pinButton(m) {
-    if (!serving.supported || m.served) return '';
+    if (m.served) return '';
     return h('button', { type: 'button', class: 'small', onclick: () => pin(m.version) }, 'Serve this');
   }
 
@@ -98,16 +107,8 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
   async function changeServing(call) {
     error.hidden = true;
     try {
-      const status = await call();
-      if (status && 'pinnedVersion' in status) serving.pinnedVersion = status.pinnedVersion;
+      pinnedVersion = (await call())?.pinnedVersion ?? null;
     } catch (err) {
-      // No such route (rather than "no such version"): this server cannot pin after all.
-      if (err.status === 405 || (err.status === 404 && /^Route /.test(err.message))) {
-        pinningGone = true;
-        serving.supported = false;
-        renderList();
-        return;
-      }
       showError(error, err.message);
     }
     void modelsChanged();
@@ -180,7 +181,7 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
     const summary = list.items.find((m) => m.version === version);
     $('#detail-badges').replaceChildren(...[
       h('span', { class: 'badge' }, meta.architecture),
-      summary?.served ? h('span', { class: 'badge served' }, serving.pinnedVersion === version ? 'served · pinned' : 'served') : null,
+      summary?.served ? h('span', { class: 'badge served' }, pinnedVersion === version ? 'served · pinned' : 'served') : null,
       meta.lineage ? h('span', { class: 'badge lineage' }, `fine-tuned from v${meta.lineage.baseVersion}`) : null,
     ].filter(Boolean));
   }
@@ -234,7 +235,7 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
           theirs ? h('span', { class: 'prob-track other' }, h('span', { class: 'prob-fill' })) : null),
         h('span', { class: 'prob-value' }, formatPercent(p, 1), theirs ? h('span', { class: delta(p, theirs[digit]).cls }, ` ${delta(p, theirs[digit]).text}`) : null),
       );
-      const fills = row.querySelectorAll('.prob-fill');
+      const fills = /** @type {NodeListOf<HTMLElement>} */ (row.querySelectorAll('.prob-fill'));
       fills[0].style.width = scale(p);
       if (theirs) fills[1].style.width = scale(theirs[digit]);
       return row;
@@ -257,14 +258,24 @@ export function setupModels({ onModelsChanged, modelsChanged, servingStatus }) {
   };
 }
 
+/**
+ * This version's accuracy against the other's, in percentage points.
+ * @param {number} mine
+ * @param {number} theirs
+ */
 function delta(mine, theirs) {
   const d = (mine - theirs) * 100;
   if (Math.abs(d) < 0.05) return { text: '±0', cls: 'muted' };
   return { text: `${d > 0 ? '+' : '−'}${Math.abs(d).toFixed(1)}`, cls: d > 0 ? 'better' : 'worse' };
 }
 
+/** @type {Map<number, Promise<number | null>>} */
 const weightCounts = new Map();
-/** Number of weights, from the shapes in model.json's weights manifest (no weights downloaded). */
+/**
+ * Number of weights, from the shapes in model.json's weights manifest (no weights downloaded).
+ * @param {number} version
+ * @returns {Promise<number | null>} null when model.json cannot be read
+ */
 function countWeights(version) {
   if (!weightCounts.has(version)) {
     weightCounts.set(version, api.modelJson(version).then(
