@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { loadMnist } from '../src/data/mnist.ts';
 import { initBackend } from '../src/ml/backend.ts';
-import { imageToMnistPixels } from '../src/ml/preprocess.ts';
+import { imageToMnistPixels } from '../src/image/preprocess.ts';
 import { LocalEngine } from '../src/serving/inference.ts';
 import { ModelStore } from '../src/store/model-store.ts';
 import { renderDigits } from '../test/helpers/real-world-digits.ts';

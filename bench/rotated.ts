@@ -3,7 +3,7 @@
  *
  * Builds a rotated/scaled copy of the 10k MNIST test set — every digit turned by an angle drawn from
  * ±45° and zoomed by a factor from 0.7–1.2 about its centre (bilinear, black outside), from a fixed
- * seed — then trains four models through the service's own training path (`runTraining`, the
+ * seed — then trains four models through the service's own training path (`runTrainJob`, the
  * job's use case, on both cores) with the same recipe, and reports each one's accuracy on the
  * plain and on the rotated test set:
  *
@@ -20,14 +20,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadMnist } from '../src/data/mnist.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { randomTransforms } from '../src/ml/augment.ts';
-import { PIXELS, type Examples } from '../src/ml/batch.ts';
+import type { LabelledImages } from '../src/data/labelled-images.ts';
 import { evaluate } from '../src/ml/evaluate.ts';
 import { loadModel } from '../src/ml/load-model.ts';
 import { mulberry32 } from '../src/ml/random.ts';
-import { parseJobData, type TrainJobData } from '../src/queue/job-schemas.ts';
-import { filesToArtifacts } from '../src/store/model-files.ts';
-import { runTraining } from '../src/worker/run-training.ts';
+import { parseJobData, type TrainJobData } from '../src/queue/job-data.ts';
+import { filesToArtifacts } from '../src/ml/model-files.ts';
+import { runTrainJob } from '../src/worker/train-job.ts';
 import { endProgress, progress } from './progress.ts';
+import { DIGIT_PIXELS } from '../src/schemas/digit.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,7 +43,7 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 
 /** The test set, each digit turned and zoomed about its centre by its own draw from the seed. */
-function rotatedScaled(test: Examples, seed: number): Examples {
+function rotatedScaled(test: LabelledImages, seed: number): LabelledImages {
   const transforms = randomTransforms(test.count, { rotation: ROTATION, shift: 0, scale: SCALE }, mulberry32(seed));
   const images = tf.tidy(() => {
     const xs = tf.tensor4d(Float32Array.from(test.images), [test.count, 28, 28, 1]);
@@ -54,7 +55,7 @@ function rotatedScaled(test: Examples, seed: number): Examples {
 await initBackend('wasm');
 const test = await loadMnist('test');
 const rotated = rotatedScaled(test, Number(args['set-seed']));
-console.log(`rotated/scaled test set: 10,000 MNIST test digits, ±${ROTATION}°, scale ${SCALE.join('–')}, seed ${args['set-seed']} (${rotated.count * PIXELS} pixels)`);
+console.log(`rotated/scaled test set: 10,000 MNIST test digits, ±${ROTATION}°, scale ${SCALE.join('–')}, seed ${args['set-seed']} (${rotated.count * DIGIT_PIXELS} pixels)`);
 
 const runs: { label: string; body: Partial<TrainJobData> }[] = [
   { label: 'cnn', body: { architecture: 'cnn' } },
@@ -67,7 +68,7 @@ for (const { label, body } of runs) {
   const params = parseJobData({ type: 'train', epochs: Number(args.epochs), seed: Number(args.seed), ...body }) as TrainJobData;
   console.log(`\n${label}: ${JSON.stringify(body)}, ${params.epochs} epochs, batch ${params.batchSize}; load average ${load()}`);
   const t0 = performance.now();
-  const outcome = await runTraining(params, {
+  const outcome = await runTrainJob(params, {
     onBatchEnd: (p) => p.batch % 25 === 0 && progress(`epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}`),
   });
   const seconds = (performance.now() - t0) / 1000;

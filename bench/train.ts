@@ -3,7 +3,7 @@
  * same run. Three modes:
  *
  * - (default) images per second. Trains the `cnn` on all 60k MNIST training images through the
- *   service's own path — a training process started as the worker starts it (`trainInChild`), on
+ *   service's own path — a training process started as the worker starts it (`runInSandbox`), on
  *   the wasm backend — for --epochs (default 1) at batch 128, Adam 1e-3, constant rate, and times its
  *   batches (the training process's peak RSS from /proc); times inference over the 10k test images
  *   on the API's inference pool; runs bench/pytorch_mnist.py (same model, batch and optimizer, 2
@@ -34,14 +34,14 @@ import { loadMnist } from '../src/data/mnist.ts';
 import { createLogger } from '../src/logger.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { evaluate } from '../src/ml/evaluate.ts';
-import { parseJobData, type TrainJobData } from '../src/queue/job-schemas.ts';
-import { filesToArtifacts, type ModelFiles } from '../src/store/model-files.ts';
-import { PIXELS } from '../src/ml/batch.ts';
+import { parseJobData, type TrainJobData } from '../src/queue/job-data.ts';
+import { filesToArtifacts, type ModelFiles } from '../src/ml/model-files.ts';
 import { defaultReplicas } from '../src/ml/data-parallel.ts';
 import { InferencePool } from '../src/serving/inference-pool.ts';
-import { trainInChild } from '../src/worker/run-in-child.ts';
+import { runInSandbox } from '../src/worker/sandbox/fork.ts';
 import { freePort, startProcess, type Proc } from '../test/helpers/processes.ts';
 import { endProgress, progress } from './progress.ts';
+import { DIGIT_PIXELS } from '../src/schemas/digit.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -110,7 +110,7 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
   const epochTimes: number[] = [];
   const started = performance.now();
   const { result: outcome, peakMb } = await withPeakRss(process.pid, () =>
-    trainInChild({ params, backend: 'wasm', paths: { modelsDir: tmpdir(), datasetsDir: tmpdir() } }, (msg) => {
+    runInSandbox({ params, backend: 'wasm', paths: { modelsDir: tmpdir(), datasetsDir: tmpdir() } }, (msg) => {
       if (msg.type === 'batch') {
         batchTimes.push(performance.now());
         const p = msg.progress;
@@ -158,7 +158,7 @@ async function poolInference(files: ModelFiles, images: Uint8Array, count: numbe
       const calls: Promise<unknown>[] = [];
       for (let start = 0; start < count; start += 1000) {
         const n = Math.min(1000, count - start);
-        calls.push(pool.predict(handle, images.slice(start * PIXELS, (start + n) * PIXELS), n));
+        calls.push(pool.predict(handle, images.slice(start * DIGIT_PIXELS, (start + n) * DIGIT_PIXELS), n));
       }
       return Promise.all(calls);
     };

@@ -1,14 +1,14 @@
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
-import { loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { createApi, type RunningApi } from './api/start-api.ts';
 import { createLogger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
-import { assertRedisReachable } from './queue/redis.ts';
+import { assertRedisReachable } from './redis/connection.ts';
 
 // Entry point of an API process (`npm run start:api`); `npm start` runs this plus one worker.
 export async function startApiProcess(): Promise<() => Promise<void>> {
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   const log = createLogger('api', config.LOG_LEVEL);
   await assertRedisReachable(config.REDIS_URL, log);
   await initBackend(config.TF_BACKEND, log);

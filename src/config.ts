@@ -7,6 +7,12 @@ import { StringEnum } from './schemas/string-enum.ts';
  * Every setting the service reads from the environment, with its type, default and meaning, in one
  * schema. Start-up fails fast on a bad value rather than misbehaving later.
  */
+/** TF_BACKEND's values: a backend by name, or `auto` for the best that loads (see ml/backend.ts). */
+export const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
+/** A backend that runs: 'tensorflow' is either native package (tfjs-node or tfjs-node-gpu). */
+export type BackendName = Exclude<BackendPreference, 'auto'>;
+
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port of the API' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'interface the API listens on (0.0.0.0 in containers)' }),
@@ -14,7 +20,7 @@ export const ConfigSchema = Type.Object({
   MODELS_DIR: Type.String({ default: './models', description: 'directory (volume) holding model versions' }),
   DATASETS_DIR: Type.String({ default: './datasets', description: 'directory (volume) holding uploaded datasets' }),
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024, description: 'largest dataset (ZIP or IDX pair) or model upload' }),
-  TF_BACKEND: StringEnum(['auto', 'tensorflow', 'wasm', 'cpu'], {
+  TF_BACKEND: StringEnum(BACKEND_PREFERENCES, {
     default: 'auto',
     description: 'TensorFlow.js backend: auto = tfjs-node-gpu, then tfjs-node, then wasm, then cpu',
   }),
@@ -111,6 +117,17 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema> & { modelsDir: string; datasetsDir: string };
 
 export class ConfigError extends Error {}
+
+/** For entry points: a bad setting ends the process with one line that names it, not a stack. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`mnist-service: ${err.message}\n`);
+    process.exit(1);
+  }
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {};

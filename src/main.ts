@@ -1,6 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startApiProcess } from './api.ts';
+import { loadConfigOrExit } from './config.ts';
+import { createLogger } from './logger.ts';
+import { ensureRedis } from './redis/private-server.ts';
 
 // `npm start`: the API in this process and one training worker as a child process, restarted if it
 // dies. In production run them separately (`start:api`, `start:worker`) and scale each on its own.
@@ -20,6 +23,11 @@ function startWorker(): void {
   });
 }
 
+const config = loadConfigOrExit();
+const redis = await ensureRedis(config.REDIS_URL, createLogger('main', config.LOG_LEVEL)).catch((err: Error) => {
+  process.stderr.write(`mnist-service: ${err.message}\n`);
+  process.exit(1);
+});
 const closeApi = await startApiProcess();
 startWorker();
 
@@ -29,6 +37,8 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     stopping = true;
     const workerExit = worker ? new Promise((r) => worker!.once('exit', r)) : Promise.resolve();
     worker?.kill('SIGTERM');
-    Promise.all([closeApi(), workerExit]).then(() => process.exit(0), () => process.exit(1));
+    Promise.all([closeApi(), workerExit])
+      .finally(() => redis.stop())
+      .then(() => process.exit(0), () => process.exit(1));
   });
 }

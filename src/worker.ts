@@ -1,13 +1,13 @@
-import { loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { createLogger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
 import { startWorker } from './worker/start-worker.ts';
 
 // Entry point of a training worker process (`npm run start:worker`).
-const config = loadConfig();
+const config = loadConfigOrExit();
 const log = createLogger('worker', config.LOG_LEVEL);
 const backend = await initBackend(config.TF_BACKEND, log);
-const running = await startWorker(config, log, backend.name as 'tensorflow' | 'wasm' | 'cpu');
+const running = await startWorker(config, log, backend.name);
 
 let closing = false;
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -4,8 +4,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import { auth, documentAccess } from './auth.ts';
-import { errorHandler, schemaErrorFormatter } from './error-handler.ts';
-import { echoRequestId, requestIdOptions } from './request-id.ts';
+import { errorHandler } from './error-handler.ts';
+import { validatorCompiler, schemaErrorFormatter } from './validation.ts';
+import { echoRequestId, logRequest, requestIdOptions } from './request-id.ts';
 import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
@@ -18,29 +19,31 @@ import { modelRoutes } from './routes/models.ts';
 import { predictRateLimit } from './rate-limit.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { uiRoutes } from './routes/ui.ts';
-import { ErrorSchema } from './schemas/common.ts';
-import { JobSchema } from './schemas/jobs.ts';
-import { ModelMetadataRef } from './schemas/models.ts';
-import { DatasetInfoSchema } from '../store/dataset-store.ts';
+import { ErrorSchema } from '../schemas/common.ts';
+import { JobSchema } from '../schemas/jobs.ts';
+import { ModelMetadataSchema } from '../schemas/models.ts';
+import { DatasetInfoSchema } from '../schemas/datasets.ts';
 import type { ApiServices } from './services.ts';
 
 /** Builds the HTTP app without listening, so tests drive it with `inject`. */
 export async function buildApp(services: ApiServices, opts: FastifyServerOptions = {}) {
   const app = Fastify({
     bodyLimit: services.config.BODY_LIMIT_BYTES,
-    // Unknown fields are an error, not silently dropped: a typo like `epoch` must not train with defaults.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, discriminator: true } },
     schemaErrorFormatter,
     ...requestIdOptions,
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.setValidatorCompiler(validatorCompiler());
+  // JSON bodies only, unless a route reads its own (predict's PNGs, uploads): text/plain is a 415.
+  app.removeContentTypeParser('text/plain');
   app.decorate('services', services);
   app.addHook('onRequest', echoRequestId); // first, so that every answer (401, 429, 404…) carries X-Request-Id
+  app.addHook('onResponse', logRequest);
   app.setErrorHandler(errorHandler);
   app.addSchema(ErrorSchema);
   app.addSchema(JobSchema);
-  app.addSchema(ModelMetadataRef);
+  app.addSchema(ModelMetadataSchema);
   app.addSchema(DatasetInfoSchema);
 
   await app.register(swagger, {

@@ -1,30 +1,49 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isRedisConnectionError, REDIS_RETRY_AFTER_SECONDS } from '../queue/redis.ts';
+import { ServiceError, type ErrorKind } from '../errors.ts';
+import { isRedisConnectionError, REDIS_RETRY_AFTER_SECONDS } from '../redis/connection.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What a route's body may be, in words: the hint of its 415 answer (application/json when absent). */
+    accepts?: string;
+  }
+}
+
+/** The one place a kind of failure becomes an HTTP status. */
+export const STATUS_OF_KIND: Record<ErrorKind, number> = {
+  invalid: 400,
+  unsupported: 415,
+  'too-large': 413,
+  'not-found': 404,
+  conflict: 409,
+  unavailable: 503,
+};
 
 /**
- * One error handler: 4xx messages pass through (they tell the client what to fix), so do 503s the
- * service raises on purpose; any other 5xx becomes a generic message and a log line. A request that
- * failed because Redis is away (the job endpoints) is a 503 with `Retry-After`: nothing the client
- * did wrong, and it works again once the connection is back.
+ * One error handler. The service's own errors (ServiceError) answer with their kind's status and
+ * message: they say what to do instead. Fastify's (validation, body limits) keep theirs. Anything
+ * else is a bug: a generic 500 and a log line. A request that failed because Redis is away (the
+ * job endpoints) is a 503 with `Retry-After`: nothing the client did wrong, and it works again
+ * once the connection is back.
  */
-export function errorHandler(err: FastifyError & { expose?: boolean }, req: FastifyRequest, reply: FastifyReply) {
-  if (!err.validation && (err.statusCode === undefined || err.statusCode === 500) && redisIsAway(err, req)) {
+export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const known = err instanceof ServiceError;
+  if (!known && !err.validation && (err.statusCode === undefined || err.statusCode === 500) && redisIsAway(err, req)) {
     req.log.warn({ err: err.message }, 'Redis unavailable; answered 503');
     return reply
       .status(503)
       .header('retry-after', String(REDIS_RETRY_AFTER_SECONDS))
       .send({ statusCode: 503, error: STATUS_CODES[503], message: 'the job queue (Redis) is unavailable; try again shortly' });
   }
-  let statusCode = err.validation ? 400 : (err.statusCode ?? 500);
+  let statusCode = known ? STATUS_OF_KIND[err.kind] : err.validation ? 400 : (err.statusCode ?? 500);
   if (statusCode < 400 || statusCode > 599) statusCode = 500;
-  const tellClient = statusCode < 500 || (statusCode === 503 && err.expose === true);
-  if (statusCode >= 500) req.log.error({ err }, 'request failed');
-  return reply.status(statusCode).send({
-    statusCode,
-    error: STATUS_CODES[statusCode] ?? 'Error',
-    message: tellClient ? err.message : 'internal server error',
-  });
+  const tellClient = known || statusCode < 500;
+  if (!tellClient) req.log.error({ err }, 'request failed');
+  let message = tellClient ? err.message : 'internal server error';
+  // Fastify's own 415 names only the type it got; say what the route takes instead.
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${req.headers['content-type'] ?? 'no content type'} is not accepted here; send ${req.routeOptions.config.accepts ?? 'application/json'}`;
+  return reply.status(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message });
 }
 
 /** The error says Redis could not be reached, or it happened while the API's Redis connection is down. */
@@ -32,24 +51,4 @@ function redisIsAway(err: Error, req: FastifyRequest): boolean {
   if (isRedisConnectionError(err)) return true;
   const status = (req.server as { services?: { redis?: { status?: string } } }).services?.redis?.status;
   return status !== undefined && status !== 'ready';
-}
-
-interface SchemaError {
-  keyword: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** Validation messages that name the field, including the one that should not be there. */
-export function schemaErrorFormatter(errors: SchemaError[], dataVar: string): Error {
-  const e = errors[0];
-  const where = `${dataVar}${e.instancePath}`;
-  const message =
-    e.keyword === 'additionalProperties'
-      ? `${where} has an unknown field '${String(e.params.additionalProperty)}'`
-      : e.keyword === 'enum'
-        ? `${where} must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
-        : `${where} ${e.message ?? 'is invalid'}`;
-  return new Error(message);
 }

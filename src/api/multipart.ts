@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { ServiceError } from '../errors.ts';
 
 export interface UploadedFile {
   fieldname: string;
@@ -12,8 +13,10 @@ export interface UploadedField {
 }
 
 /** A multipart body that cannot be parsed (no boundary, cut short, broken part headers): the client's mistake. */
-export class MalformedMultipartError extends Error {
-  readonly statusCode = 400;
+export class MalformedMultipartError extends ServiceError {
+  constructor(message: string) {
+    super('invalid', message);
+  }
 }
 
 type PartsOptions = Parameters<FastifyRequest['parts']>[0];

@@ -1,5 +1,5 @@
 import { securitySchemes } from './auth.ts';
-import { PredictJsonBody } from './schemas/predict.ts';
+import { PredictJsonBody } from '../schemas/predict.ts';
 
 /** The parts of the OpenAPI document that no route schema carries. */
 export const openapiDocument = {

@@ -13,7 +13,8 @@ const ACCEPTABLE_ID = /^[!-~]{1,128}$/;
  */
 export const requestIdOptions = {
   requestIdHeader: false as const,
-  logController: new LogController({ requestIdLogLabel: 'requestId' }),
+  // One line per request, written when it is answered (logRequest), instead of Fastify's two.
+  logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
   genReqId: (req: IncomingMessage): string => {
     const given = req.headers[REQUEST_ID_HEADER];
     return typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();
@@ -23,4 +24,13 @@ export const requestIdOptions = {
 /** onRequest hook: the id goes back to the caller, on errors too. */
 export async function echoRequestId(req: FastifyRequest, reply: FastifyReply): Promise<void> {
   reply.header(REQUEST_ID_HEADER, req.id);
+}
+
+/** Routes that answer thousands of times a second: their lines are `debug`, the rest `info`. */
+const HIGH_VOLUME = new Set(['POST /v1/predict', 'GET /healthz', 'GET /readyz', 'GET /metrics']);
+
+/** onResponse hook: the request's one log line. */
+export async function logRequest(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const level = HIGH_VOLUME.has(`${req.method} ${req.routeOptions.url}`) ? 'debug' : 'info';
+  req.log[level]({ method: req.method, url: req.url, statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
 }

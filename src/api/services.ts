@@ -8,7 +8,7 @@ import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { ApiMetrics } from './metrics.ts';
 
-/** What the routes need from the rest of the service; built by api.ts, or by a test. */
+/** What the routes need from the rest of the service; built by createApi (start-api.ts), or by a test. */
 export interface ApiServices {
   config: Config;
   jobs: JobService;

@@ -1,19 +1,19 @@
-import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { JobEventsHub } from '../queue/job-events-hub.ts';
 import { JobService } from '../queue/job-service.ts';
 import { jobRetentionOptions } from '../queue/job-retention.ts';
 import { jobAttemptOptions } from '../queue/job-attempts.ts';
-import { TRAINING_QUEUE, redisKeys } from '../queue/names.ts';
-import { createRedis, isRedisConnectionError, logConnectionState } from '../queue/redis.ts';
+import { redisKeys } from '../redis/keys.ts';
+import { trainingQueue } from '../queue/queues.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 import { PredictBatcher } from '../serving/batcher.ts';
 import { LocalEngine, type InferenceEngine } from '../serving/inference.ts';
 import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
-import { reportServedVersion } from '../serving/served-versions.ts';
-import { RedisPinStore } from '../serving/serving-pin.ts';
-import { followModelChanges } from '../store/model-events.ts';
+import { reportServedVersion } from '../redis/served-versions.ts';
+import { RedisPinStore } from '../redis/serving-pin.ts';
+import { followModelChanges } from '../serving/model-changes.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { buildApp, type App } from './app.ts';
@@ -32,12 +32,8 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   logConnectionState(redis, 'client', log);
   logConnectionState(subscriber, 'subscriber', log);
 
-  const queue = new Queue(TRAINING_QUEUE, {
-    connection: redis,
-    prefix: config.QUEUE_PREFIX,
-    // Finished jobs stay readable (history, errors) for JOB_RETENTION_SECONDS / JOB_RETENTION_COUNT.
-    defaultJobOptions: { ...jobRetentionOptions(config), ...jobAttemptOptions(config) },
-  });
+  // Finished jobs stay readable (history, errors) for JOB_RETENTION_SECONDS / JOB_RETENTION_COUNT.
+  const queue = trainingQueue(redis, config.QUEUE_PREFIX, { ...jobRetentionOptions(config), ...jobAttemptOptions(config) });
   // Without a listener BullMQ prints each error to stderr; connection errors are logged above already.
   queue.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error'));
   const modelStore = new ModelStore(config.modelsDir);

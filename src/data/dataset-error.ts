@@ -1,9 +1,9 @@
+import { ServiceError } from '../errors.ts';
+
 /** An uploaded dataset that cannot be used as it is: the message names the entry and the reason. */
-export class DatasetError extends Error {
-  readonly statusCode: number;
-  constructor(message: string, statusCode = 400) {
-    super(message);
-    this.statusCode = statusCode;
+export class DatasetError extends ServiceError {
+  constructor(message: string, kind: 'invalid' | 'too-large' = 'invalid') {
+    super(kind, message);
   }
 }
 

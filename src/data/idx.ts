@@ -3,6 +3,8 @@
  * a big-endian header `0x00 0x00 <type> <ndims>`, then one uint32 per dimension, then the data.
  * Only unsigned bytes (type 0x08) occur in MNIST, so only those are accepted.
  */
+import type { LabelledImages } from './labelled-images.ts';
+
 export const IDX_TYPE_UBYTE = 0x08;
 export const IDX_IMAGES_DIMS = 3; // count × rows × cols
 export const IDX_LABELS_DIMS = 1; // count
@@ -41,12 +43,6 @@ export function encodeIdx(shape: number[], data: Uint8Array): Buffer {
   return Buffer.concat([header, data]);
 }
 
-export interface LabelledImages {
-  /** count × 28 × 28 pixels, 0 = background, 255 = ink, row-major. */
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-}
 
 export function parseIdxPair(imagesBuf: Uint8Array, labelsBuf: Uint8Array, side = 28): LabelledImages {
   const images = parseIdx(imagesBuf, IDX_IMAGES_DIMS);

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
-import { imageToMnistPixels } from '../ml/preprocess.ts';
-import type { LabelledImages } from './idx.ts';
+import { imageToMnistPixels } from '../image/preprocess.ts';
+import type { LabelledImages } from './labelled-images.ts';
 import { DatasetError, DEFAULT_DATASET_LIMITS, type DatasetLimits } from './dataset-error.ts';
+import { DIGIT_PIXELS } from '../schemas/digit.ts';
 
-const PIXELS = 784;
 /** What archivers add that is not content. */
 const IGNORED = (path: string) => path.startsWith('__MACOSX/') || path.split('/').some((p) => p.startsWith('.'));
 
@@ -15,7 +15,7 @@ async function readCapped(stream: Readable, cap: number, name: string): Promise<
     total += (chunk as Buffer).length;
     if (total > cap) {
       stream.destroy();
-      throw new DatasetError(`${name} is larger than ${cap} bytes uncompressed`, 413);
+      throw new DatasetError(`${name} is larger than ${cap} bytes uncompressed`, 'too-large');
     }
     chunks.push(chunk as Buffer);
   }
@@ -55,10 +55,10 @@ export async function readImageFolderZip(zip: Buffer, limits: DatasetLimits = DE
         folders.add(entry.fileName.slice(0, -1));
         continue;
       }
-      if (entries.length >= limits.maxImages) throw new DatasetError(`the archive holds more than ${limits.maxImages} images`, 413);
-      if (entry.uncompressedSize > limits.maxEntryBytes) throw new DatasetError(`'${entry.fileName}' is ${entry.uncompressedSize} bytes uncompressed; at most ${limits.maxEntryBytes} per image`, 413);
+      if (entries.length >= limits.maxImages) throw new DatasetError(`the archive holds more than ${limits.maxImages} images`, 'too-large');
+      if (entry.uncompressedSize > limits.maxEntryBytes) throw new DatasetError(`'${entry.fileName}' is ${entry.uncompressedSize} bytes uncompressed; at most ${limits.maxEntryBytes} per image`, 'too-large');
       declared += entry.uncompressedSize;
-      if (declared > limits.maxTotalBytes) throw new DatasetError(`the archive expands to more than ${limits.maxTotalBytes} bytes`, 413);
+      if (declared > limits.maxTotalBytes) throw new DatasetError(`the archive expands to more than ${limits.maxTotalBytes} bytes`, 'too-large');
       entries.push(entry);
     }
   } catch (err) {
@@ -72,14 +72,14 @@ export async function readImageFolderZip(zip: Buffer, limits: DatasetLimits = DE
   const root = tops.size === 1 && entries.every((e) => e.fileName.split('/').length === 3) ? [...tops][0] : undefined;
 
   const labels = entries.map((e) => labelOf(e.fileName, root));
-  const images = new Uint8Array(entries.length * PIXELS);
+  const images = new Uint8Array(entries.length * DIGIT_PIXELS);
   try {
     for (let i = 0; i < entries.length; i++) {
       const name = entries[i].fileName;
       if (!/\.png$/i.test(name)) throw new DatasetError(`'${name}' is not a PNG image (only .png files are accepted)`);
       const bytes = await readCapped(await archive.openReadStreamPromise(entries[i]), limits.maxEntryBytes, `'${name}'`);
       try {
-        images.set(imageToMnistPixels(bytes), i * PIXELS);
+        images.set(imageToMnistPixels(bytes), i * DIGIT_PIXELS);
       } catch (err) {
         throw new DatasetError(`'${name}': ${(err as Error).message}`);
       }

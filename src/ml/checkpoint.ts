@@ -75,12 +75,6 @@ export async function encodeCheckpoint(model: LayersModel, position: TrainPositi
   }
 }
 
-/** The position a checkpoint was taken at, without restoring it. */
-export function readCheckpointPosition(bytes: Uint8Array): { tag: string; position: TrainPosition } {
-  const { header } = decode(bytes);
-  return { tag: header.tag, position: header.position };
-}
-
 /**
  * Loads a checkpoint's weights and optimizer state into `model` (built and compiled as when it was
  * taken) and returns where training stood. Throws CheckpointError when it does not fit.

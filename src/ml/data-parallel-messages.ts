@@ -1,10 +1,11 @@
+import type { BackendName } from '../config.ts';
 import type { BatchGradients } from './batch-gradients.ts';
 
 /** Messages between the training thread and a data-parallel replica (see data-parallel.ts). */
 export type ToReplica =
   | {
       type: 'init';
-      backend: string;
+      backend: BackendName;
       /** `model.toJSON()` of the model to replicate: layers, their configs and trainable flags. */
       topology: string;
       /** Every weight's values, in `model.weights` order. */

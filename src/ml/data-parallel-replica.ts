@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend, type BackendPreference } from './backend.ts';
+import { initBackend } from './backend.ts';
 import { batchGradients } from './batch-gradients.ts';
 import { frozenBatchNormInInferenceMode } from './freeze.ts';
 import './layers/spatial-transformer.ts'; // registers the custom layer class modelFromJSON may meet
@@ -14,7 +14,7 @@ let model: tfl.LayersModel | undefined;
 
 async function handle(msg: ToReplica): Promise<FromReplica> {
   if (msg.type === 'init') {
-    await initBackend(msg.backend as BackendPreference);
+    await initBackend(msg.backend);
     model = await tfl.models.modelFromJSON({ modelTopology: JSON.parse(msg.topology) });
     frozenBatchNormInInferenceMode(model); // the trainable flags came with the topology
     // Same topology and trainable flags, so the same weight order; a size check catches a mismatch.

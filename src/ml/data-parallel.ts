@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { currentBackendName } from './backend.ts';
 import { batchGradients, type BatchGradients } from './batch-gradients.ts';
 import { SpatialTransformer } from './layers/spatial-transformer.ts';
 import type { FromReplica, ToReplica } from './data-parallel-messages.ts';
@@ -34,6 +35,13 @@ export function replicationObstacle(model: LayersModel): string | null {
   return null;
 }
 
+/** The backend replicas must use: this thread's, as initBackend chose it. */
+function backendName() {
+  const name = currentBackendName();
+  if (!name) throw new Error('data-parallel training needs a backend chosen with initBackend');
+  return name;
+}
+
 /** How many replicas an automatic choice uses: one per core, two at most (beyond that the batch halves get too small to pay). */
 export function defaultReplicas(): number {
   return Math.min(2, availableParallelism());
@@ -61,7 +69,7 @@ export class DataParallelTrainer {
     if (obstacle) throw new Error(`data-parallel training is not possible: ${obstacle}`);
     const init: ToReplica = {
       type: 'init',
-      backend: tf.getBackend(),
+      backend: backendName(),
       topology: JSON.stringify(model.toJSON(null, false)),
       weights: model.weights.map((w) => w.read().dataSync() as Float32Array),
     };

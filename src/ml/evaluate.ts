@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { NUM_CLASSES } from './architectures.ts';
-import { gatherBatch, type Examples } from './batch.ts';
+import { gatherBatch } from './batch.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
 import { range } from './random.ts';
+import { NUM_CLASSES } from '../schemas/digit.ts';
 
 export interface Evaluation {
   accuracy: number;
@@ -21,7 +22,7 @@ class Tally {
   correct = 0;
   count = 0;
 
-  addBatch(model: LayersModel, data: Examples, batchIdx: Uint32Array): void {
+  addBatch(model: LayersModel, data: LabelledImages, batchIdx: Uint32Array): void {
     // One call for the whole batch: predict's default (batches of 32, sliced and concatenated) is ~30% slower here.
     const probs = tf.tidy(() => model.predict(gatherBatch(data, batchIdx).xs, { batchSize: batchIdx.length }) as tf.Tensor2D);
     const p = probs.dataSync();
@@ -45,14 +46,14 @@ class Tally {
 }
 
 /** Runs the model over every example in batches and accumulates loss, accuracy and the confusion matrix. */
-export function evaluate(model: LayersModel, data: Examples, indices: Uint32Array = range(data.count), batchSize = 1000): Evaluation {
+export function evaluate(model: LayersModel, data: LabelledImages, indices: Uint32Array = range(data.count), batchSize = 1000): Evaluation {
   const tally = new Tally();
   for (let start = 0; start < indices.length; start += batchSize) tally.addBatch(model, data, indices.subarray(start, Math.min(start + batchSize, indices.length)));
   return tally.result();
 }
 
 /** The same, yielding to the event loop between small batches: for a process that also serves requests. */
-export async function evaluateYielding(model: LayersModel, data: Examples, indices: Uint32Array = range(data.count), batchSize = 250): Promise<Evaluation> {
+export async function evaluateYielding(model: LayersModel, data: LabelledImages, indices: Uint32Array = range(data.count), batchSize = 250): Promise<Evaluation> {
   const tally = new Tally();
   for (let start = 0; start < indices.length; start += batchSize) {
     tally.addBatch(model, data, indices.subarray(start, Math.min(start + batchSize, indices.length)));

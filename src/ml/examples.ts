@@ -1,18 +1,17 @@
-import type { Examples } from './batch.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
 import { mulberry32, range, shuffleInPlace } from './random.ts';
-
-const PIXELS = 784;
+import { DIGIT_PIXELS } from '../schemas/digit.ts';
 
 /** Copies the chosen examples of several sets into one. */
-export function concatExamples(parts: { data: Examples; indices: ArrayLike<number> }[]): Examples {
+export function concatExamples(parts: { data: LabelledImages; indices: ArrayLike<number> }[]): LabelledImages {
   const count = parts.reduce((n, p) => n + p.indices.length, 0);
-  const images = new Uint8Array(count * PIXELS);
+  const images = new Uint8Array(count * DIGIT_PIXELS);
   const labels = new Uint8Array(count);
   let k = 0;
   for (const { data, indices } of parts) {
     for (let i = 0; i < indices.length; i++, k++) {
       const src = indices[i];
-      images.set(data.images.subarray(src * PIXELS, (src + 1) * PIXELS), k * PIXELS);
+      images.set(data.images.subarray(src * DIGIT_PIXELS, (src + 1) * DIGIT_PIXELS), k * DIGIT_PIXELS);
       labels[k] = data.labels[src];
     }
   }

@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { NUM_CLASSES } from './architectures.ts';
 import { loadModel } from './load-model.ts';
+import { DIGIT_PIXELS, DIGIT_SHAPE, NUM_CLASSES } from '../schemas/digit.ts';
+import { ServiceError } from '../errors.ts';
 
-export class ModelImportError extends Error {
-  readonly statusCode = 400;
+export class ModelImportError extends ServiceError {
+  constructor(message: string) {
+    super('invalid', message);
+  }
 }
 
 /** Bytes per element of each weight dtype, or of its quantised storage. */
@@ -96,12 +99,12 @@ export async function importLayersModel(files: Map<string, Buffer>): Promise<Imp
     const input = model.inputs[0].shape.slice(1).join(',');
     const output = model.outputs[0].shape;
     if (output.length !== 2 || output[1] !== NUM_CLASSES) throw new ModelImportError(`the model outputs ${JSON.stringify(output)}; it must give 10 values (digits 0-9)`);
-    if (input === '784') {
-      model = withLayers(model, [tfl.layers.flatten({ inputShape: [28, 28, 1] })], []);
+    if (input === String(DIGIT_PIXELS)) {
+      model = withLayers(model, [tfl.layers.flatten({ inputShape: DIGIT_SHAPE })], []);
       adapted.push('flatten [28,28,1] → [784] added in front');
-    } else if (input !== '28,28,1') throw new ModelImportError(`the model takes ${JSON.stringify(model.inputs[0].shape)}; it must take [null,28,28,1] or [null,784]`);
+    } else if (input !== DIGIT_SHAPE.join(',')) throw new ModelImportError(`the model takes ${JSON.stringify(model.inputs[0].shape)}; it must take [null,28,28,1] or [null,784]`);
 
-    const probe = tf.tidy(() => (model.predict(tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 7)) as tf.Tensor2D).arraySync());
+    const probe = tf.tidy(() => (model.predict(tf.randomUniform([4, ...DIGIT_SHAPE], 0, 1, 'float32', 7)) as tf.Tensor2D).arraySync());
     if (probe.flat().some((v) => !Number.isFinite(v))) throw new ModelImportError('the model predicts non-finite values');
     const probabilities = probe.every((row) => row.every((v) => v >= 0) && Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-3);
     if (!probabilities) {

@@ -1,4 +1,4 @@
-import { ONE_CYCLE } from './recipe.ts';
+import { ONE_CYCLE } from '../schemas/jobs.ts';
 
 /**
  * Learning-rate schedules as pure functions of the optimizer step (0-based, counted over the whole

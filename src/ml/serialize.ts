@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { artifactsToFiles, type ModelFiles } from '../store/model-files.ts';
+import { artifactsToFiles, type ModelFiles } from './model-files.ts';
 
 /** The model in TensorFlow.js layers format, in memory, ready for the store. */
 export async function serializeModel(model: LayersModel): Promise<ModelFiles> {

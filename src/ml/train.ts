@@ -1,6 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { augmentBatch, isIdentity, type AugmentOptions } from './augment.ts';
-import { gatherBatch, type Examples } from './batch.ts';
+import { gatherBatch } from './batch.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
 import { DataParallelTrainer, defaultReplicas, replicationObstacle } from './data-parallel.ts';
 import { evaluate } from './evaluate.ts';
 import { mulberry32, range, shuffleInPlace } from './random.ts';
@@ -15,7 +16,7 @@ export interface TrainOptions {
   /** Random affine transforms of every training batch, drawn from the seed. */
   augment?: AugmentOptions;
   /** Held-out examples from elsewhere to report per-epoch validation metrics on (instead of validationSplit). */
-  validation?: { data: Examples; indices: Uint32Array };
+  validation?: { data: LabelledImages; indices: Uint32Array };
   /** The optimizer's learning rate at each step; the compiled one throughout when absent. */
   schedule?: ScheduleSpec;
   /**
@@ -136,7 +137,7 @@ export function splitIndices(count: number, validationSplit: number, seed: numbe
  * callbacks, cancellation comes in through `shouldStop`. Checkpoints go out through `onCheckpoint`
  * (each epoch, and on `shouldPause`); `resumeFrom` carries on from one.
  */
-export async function train(model: LayersModel, data: Examples, opts: TrainOptions, callbacks: TrainCallbacks = {}): Promise<EpochStats[]> {
+export async function train(model: LayersModel, data: LabelledImages, opts: TrainOptions, callbacks: TrainCallbacks = {}): Promise<EpochStats[]> {
   const { train: trainIdx, validation } = splitIndices(data.count, opts.validationSplit, opts.seed);
   const random = mulberry32(opts.seed ^ 0x9e3779b9);
   const batches = Math.ceil(trainIdx.length / opts.batchSize);

@@ -1,9 +1,9 @@
 import { QueueEvents, QueueKeys } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { JobProgressRecord } from './job-schemas.ts';
-import { TRAINING_QUEUE } from './names.ts';
-import { createRedis, isRedisConnectionError, logConnectionState } from './redis.ts';
+import type { JobProgressRecord } from './job-data.ts';
+import { TRAINING_QUEUE } from './queues.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 
 /** What happened to a job: a progress record, or some other change (read the job again). */
 export type JobSignal = { kind: 'progress'; record: JobProgressRecord } | { kind: 'changed' };

@@ -1,22 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
+import type { TrainingQueue } from './queues.ts';
 import type { Redis } from 'ioredis';
-import type { JobData, JobMeta } from './job-schemas.ts';
-import { toJobView, type JobView } from './job-view.ts';
-import type { RedisKeys } from './names.ts';
+import type { JobData, JobMeta } from './job-data.ts';
+import { FINISHED_JOB_STATES, type JobView } from '../schemas/jobs.ts';
+import { toJobView } from './job-view.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import { ServiceError } from '../errors.ts';
 
-export class JobNotFoundError extends Error {
-  readonly statusCode = 404;
+export class JobNotFoundError extends ServiceError {
   constructor(id: string) {
-    super(`job ${id} does not exist`);
+    super('not-found', `job ${id} does not exist`);
   }
 }
-
-export class JobConflictError extends Error {
-  readonly statusCode = 409;
-}
-
-const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 
 /**
  * What the API does with jobs: enqueue, read, list and cancel. It never trains; the state a client
@@ -24,7 +19,7 @@ const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
  */
 export class JobService {
   constructor(
-    private readonly queue: Queue,
+    private readonly queue: TrainingQueue,
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
   ) {}
@@ -64,7 +59,7 @@ export class JobService {
   async cancel(id: string, waitMs = 5000): Promise<JobView> {
     const before = await this.get(id);
     if (!before) throw new JobNotFoundError(id);
-    if (FINISHED.has(before.state)) throw new JobConflictError(`job ${id} has already ${before.state === 'cancelled' ? 'been cancelled' : before.state}`);
+    if (FINISHED_JOB_STATES.has(before.state)) throw new ServiceError('conflict', `job ${id} has already ${before.state === 'cancelled' ? 'been cancelled' : before.state}`);
     await this.redis.sadd(this.keys.cancelled, id);
     await this.redis.publish(this.keys.cancelChannel, id);
     const deadline = Date.now() + waitMs;

@@ -1,32 +1,6 @@
 import type { Job } from 'bullmq';
-import { Type, type Static } from 'typebox';
-import { StringEnum } from '../schemas/string-enum.ts';
-import { EpochStatsSchema } from '../store/metadata.ts';
-import { BatchProgressSchema, FinetuneParamsSchema, TrainParamsSchema, withoutJobMeta, type JobProgressRecord, type TrainJobResult } from './job-schemas.ts';
-
-export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobState = (typeof JOB_STATES)[number];
-
-/** A job as clients see it; the API's response schema and the type are this one definition. */
-export const JobViewSchema = Type.Object({
-  id: Type.String(),
-  type: Type.String(),
-  state: StringEnum(JOB_STATES),
-  params: Type.Union([TrainParamsSchema, FinetuneParamsSchema], { description: 'the request with every default filled in' }),
-  progress: Type.Union([BatchProgressSchema, Type.Null()], { description: 'latest batch; loss/accuracy are running means over the epoch' }),
-  history: Type.Array(EpochStatsSchema, { description: 'one entry per finished epoch' }),
-  resumedFromEpoch: Type.Optional(
-    Type.Integer({ minimum: 0, description: 'the latest attempt went on from a checkpoint (its worker crashed or shut down): the epochs already done then' }),
-  ),
-  modelVersion: Type.Optional(Type.Integer()),
-  metrics: Type.Optional(Type.Object({ testAccuracy: Type.Number(), testLoss: Type.Number() })),
-  error: Type.Optional(Type.String()),
-  cancelRequested: Type.Optional(Type.Boolean()),
-  createdAt: Type.String({ format: 'date-time' }),
-  startedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
-});
-export type JobView = Static<typeof JobViewSchema>;
+import type { JobState, JobType, JobView } from '../schemas/jobs.ts';
+import { withoutJobMeta, type JobProgressRecord, type TrainJobResult } from './job-data.ts';
 
 /** BullMQ's reason for a job ended by cancellation; the worker fails the job with it. */
 export const CANCELLED_REASON = 'cancelled';
@@ -52,7 +26,7 @@ export function toJobView(job: Job, bullState: string, cancelRequested: boolean)
   const result = job.returnvalue as TrainJobResult | null | undefined;
   const view: JobView = {
     id: job.id!,
-    type: job.name,
+    type: job.name as JobType,
     state,
     params: withoutJobMeta(job.data),
     progress: progress.progress ?? null,

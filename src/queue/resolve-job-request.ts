@@ -1,10 +1,14 @@
 import { randomInt } from 'node:crypto';
 import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
-import { withDefaults, type JobData, type JobRequest } from './job-schemas.ts';
+import type { JobRequest } from '../schemas/jobs.ts';
+import { withDefaults, type JobData } from './job-data.ts';
+import { ServiceError } from '../errors.ts';
 
-export class JobRequestError extends Error {
-  readonly statusCode = 400;
+export class JobRequestError extends ServiceError {
+  constructor(message: string) {
+    super('invalid', message);
+  }
 }
 
 /**

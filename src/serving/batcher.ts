@@ -1,7 +1,6 @@
-import { NUM_CLASSES } from '../ml/architectures.ts';
-import { PIXELS } from '../ml/batch.ts';
 import type { InferenceEngine } from './inference.ts';
 import { toPredictions, type ModelRegistry, type Prediction } from './model-registry.ts';
+import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
 
 export interface BatcherOptions {
   /** Most images in one model call (TF Serving's max_batch_size). A larger request runs alone. */
@@ -68,10 +67,10 @@ export class PredictBatcher {
   /** `images`: 28×28 inputs (784 bytes each, light ink on black); `version`: the served one when absent. */
   predict(images: Uint8Array[], version?: number): Promise<PredictResult> {
     if (images.length === 0) return Promise.reject(new RangeError('no images to classify'));
-    const pixels = new Uint8Array(images.length * PIXELS);
+    const pixels = new Uint8Array(images.length * DIGIT_PIXELS);
     images.forEach((img, i) => {
-      if (img.length !== PIXELS) throw new RangeError(`image ${i} has ${img.length} pixels, not ${PIXELS}`);
-      pixels.set(img, i * PIXELS);
+      if (img.length !== DIGIT_PIXELS) throw new RangeError(`image ${i} has ${img.length} pixels, not ${DIGIT_PIXELS}`);
+      pixels.set(img, i * DIGIT_PIXELS);
     });
     return new Promise((resolve, reject) => {
       this.queue.push({ arrived: performance.now(), pixels, count: images.length, version, resolve, reject });
@@ -125,7 +124,7 @@ export class PredictBatcher {
       const count = batch.reduce((n, w) => n + w.count, 0);
       let pixels = batch[0].pixels;
       if (batch.length > 1) {
-        pixels = new Uint8Array(count * PIXELS);
+        pixels = new Uint8Array(count * DIGIT_PIXELS);
         let at = 0;
         for (const w of batch) {
           pixels.set(w.pixels, at);

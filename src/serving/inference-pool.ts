@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { BackendPreference } from '../ml/backend.ts';
-import type { ModelFiles } from '../store/model-files.ts';
+import type { BackendPreference } from '../config.ts';
+import type { ModelFiles } from '../ml/model-files.ts';
 import { startTsWorker } from '../ts-worker.ts';
 import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';

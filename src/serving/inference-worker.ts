@@ -1,6 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendPreference } from '../ml/backend.ts';
+import type { BackendPreference } from '../config.ts';
+import { initBackend } from '../ml/backend.ts';
 import { loadServableModel, timedRunModel } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadModel } from '../ml/load-model.ts';
-import { NUM_CLASSES } from '../ml/architectures.ts';
-import { imagesToTensor, PIXELS } from '../ml/batch.ts';
-import { filesToArtifacts, type ModelFiles } from '../store/model-files.ts';
+import { imagesToTensor } from '../ml/batch.ts';
+import { filesToArtifacts, type ModelFiles } from '../ml/model-files.ts';
+import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
 
 /** A loaded model inside an engine; opaque to callers. */
 export interface ModelHandle {
@@ -71,7 +71,7 @@ export function timedRunModel(model: LayersModel, pixels: Uint8Array, count: num
 
 /** Runs a loaded model on a batch; synchronous because every backend we use computes eagerly. */
 export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
-  if (pixels.length !== count * PIXELS) throw new RangeError(`${count} images need ${count * PIXELS} bytes, got ${pixels.length}`);
+  if (pixels.length !== count * DIGIT_PIXELS) throw new RangeError(`${count} images need ${count * DIGIT_PIXELS} bytes, got ${pixels.length}`);
   return outputData(model, () => imagesToTensor(pixels, count), count);
 }
 

@@ -1,20 +1,21 @@
 import type { Logger } from 'pino';
-import { NUM_CLASSES } from '../ml/architectures.ts';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
 import type { InferenceEngine, ModelHandle } from './inference.ts';
-import { MemoryPinStore, type PinStore } from './serving-pin.ts';
+import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
+import { NUM_CLASSES } from '../schemas/digit.ts';
+import { ServiceError } from '../errors.ts';
 
-export class NoModelError extends Error {
-  readonly statusCode = 503;
-  readonly expose = true;
+export class NoModelError extends ServiceError {
   constructor() {
-    super('no model has been trained yet: start one with POST /v1/jobs {"type":"train"} and predict again when it has succeeded');
+    super('unavailable', 'no model has been trained yet: start one with POST /v1/jobs {"type":"train"} and predict again when it has succeeded');
   }
 }
 
 /** A version that exists but cannot be served (it fails to load or to run its warm-up). */
-export class UnservableVersionError extends Error {
-  readonly statusCode = 409;
+export class UnservableVersionError extends ServiceError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
 }
 
 export interface Prediction {

@@ -1,28 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Type, type Static } from 'typebox';
-import { encodeIdx, parseIdxPair, type LabelledImages } from '../data/idx.ts';
-import { StringEnum } from '../schemas/string-enum.ts';
+import { encodeIdx, parseIdxPair } from '../data/idx.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
+import type { DatasetInfo } from '../schemas/datasets.ts';
+import { DIGIT_SIZE, NUM_CLASSES } from '../schemas/digit.ts';
+import { ServiceError } from '../errors.ts';
 
-export const DatasetInfoSchema = Type.Object(
-  {
-    id: Type.String(),
-    name: Type.String(),
-    format: StringEnum(['imagefolder', 'idx'], { description: 'what was uploaded' }),
-    createdAt: Type.String({ format: 'date-time' }),
-    count: Type.Integer({ description: 'number of images' }),
-    classCounts: Type.Array(Type.Integer(), { minItems: 10, maxItems: 10, description: 'images per digit 0-9' }),
-    sha256: Type.String({ description: 'of the stored (preprocessed) images then labels' }),
-  },
-  { $id: 'Dataset', title: 'Dataset' },
-);
-export type DatasetInfo = Static<typeof DatasetInfoSchema>;
-
-export class DatasetNotFoundError extends Error {
-  readonly statusCode = 404;
+export class DatasetNotFoundError extends ServiceError {
   constructor(id: string) {
-    super(`dataset ${id} does not exist`);
+    super('not-found', `dataset ${id} does not exist`);
   }
 }
 
@@ -40,9 +27,9 @@ export class DatasetStore {
 
   async create(data: LabelledImages, meta: { name: string; format: DatasetInfo['format'] }): Promise<DatasetInfo> {
     const id = `ds_${randomBytes(6).toString('hex')}`;
-    const images = encodeIdx([data.count, 28, 28], data.images);
+    const images = encodeIdx([data.count, DIGIT_SIZE, DIGIT_SIZE], data.images);
     const labels = encodeIdx([data.count], data.labels);
-    const classCounts = new Array<number>(10).fill(0);
+    const classCounts = new Array<number>(NUM_CLASSES).fill(0);
     for (const l of data.labels) classCounts[l]++;
     const info: DatasetInfo = {
       id,

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ModelMetadata } from './metadata.ts';
-import { METADATA_JSON, MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from './model-files.ts';
+import type { ModelMetadata } from '../schemas/models.ts';
+import { MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from '../ml/model-files.ts';
+import { ServiceError } from '../errors.ts';
 
-export class VersionNotFoundError extends Error {
-  readonly statusCode = 404;
+/** Beside the model's files in each version's directory: how it was made and how well it does. */
+export const METADATA_JSON = 'metadata.json';
+
+export class VersionNotFoundError extends ServiceError {
   constructor(version: number) {
-    super(`model version ${version} does not exist`);
+    super('not-found', `model version ${version} does not exist`);
   }
 }
 

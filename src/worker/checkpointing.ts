@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { CheckpointError, encodeCheckpoint, restoreCheckpoint, type Checkpointer } from '../ml/checkpoint.ts';
 import type { TrainPosition } from '../ml/train.ts';
-import type { JobData } from '../queue/job-schemas.ts';
+import type { JobData } from '../queue/job-data.ts';
 import { CheckpointStore } from '../store/checkpoint-store.ts';
 
 /** `CHECKPOINTS_DIR`, or `.checkpoints` in the models volume (shared by every worker, so any can resume a job). */

@@ -1,4 +1,4 @@
-import type { ModelMetadata } from '../store/metadata.ts';
+import type { ModelMetadata } from '../schemas/models.ts';
 import type { ModelStore } from '../store/model-store.ts';
 
 /** Versions written more than this before their job was queued cannot be its (allows for clock skew between machines). */

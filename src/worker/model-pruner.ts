@@ -1,11 +1,12 @@
-import { Queue, type JobType } from 'bullmq';
+import type { JobType as BullJobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { TRAINING_QUEUE, redisKeys } from '../queue/names.ts';
-import { isRedisConnectionError } from '../queue/redis.ts';
-import { readServedVersions } from '../serving/served-versions.ts';
-import { RedisPinStore } from '../serving/serving-pin.ts';
+import { redisKeys } from '../redis/keys.ts';
+import { trainingQueue, type TrainingQueue } from '../queue/queues.ts';
+import { isRedisConnectionError } from '../redis/connection.ts';
+import { readServedVersions } from '../redis/served-versions.ts';
+import { RedisPinStore } from '../redis/serving-pin.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { pruneModelVersions } from '../store/retention.ts';
 
@@ -13,21 +14,18 @@ import { pruneModelVersions } from '../store/retention.ts';
 export type ProtectedVersions = () => Promise<number[]>;
 
 /** Jobs not yet finished: a fine-tune among them still needs its base version. */
-const UNFINISHED: JobType[] = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'];
+const UNFINISHED: BullJobState[] = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'];
 
 /**
  * The versions in use, from Redis: the pinned one, those API replicas report serving, and the base
  * version of every fine-tune job not yet finished.
  */
-export function protectedVersionsFromRedis(redis: Redis, queue: Queue, prefix: string): ProtectedVersions {
+export function protectedVersionsFromRedis(redis: Redis, queue: TrainingQueue, prefix: string): ProtectedVersions {
   const keys = redisKeys(prefix);
   const pins = new RedisPinStore(redis, keys.modelPin, keys.modelEvents);
   return async () => {
     const [pinned, served, jobs] = await Promise.all([pins.get(), readServedVersions(redis, keys.modelServed), queue.getJobs(UNFINISHED)]);
-    const bases = jobs.flatMap((job) => {
-      const base = (job?.data as { baseModel?: unknown } | undefined)?.baseModel;
-      return typeof base === 'number' && Number.isInteger(base) ? [base] : [];
-    });
+    const bases = jobs.flatMap((job) => (job?.data.type === 'finetune' && Number.isInteger(job.data.baseModel) ? [job.data.baseModel] : []));
     return [...(pinned === undefined ? [] : [pinned]), ...served, ...bases];
   };
 }
@@ -92,7 +90,7 @@ export function createModelPruner(opts: { store: ModelStore; keepLast: number; i
 /** The worker's pruner: reads what is in use from Redis with the worker's client connection. */
 export function createWorkerModelPruner(config: Config, store: ModelStore, redis: Redis, log: Logger): ModelPruner {
   if (config.MODEL_KEEP_LAST === 0) return createModelPruner({ store, keepLast: 0, inUse: async () => [], log });
-  const queue = new Queue(TRAINING_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  const queue = trainingQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error')); // else BullMQ prints each to stderr
   return createModelPruner({
     store,

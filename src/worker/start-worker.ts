@@ -1,20 +1,23 @@
 import { hostname } from 'node:os';
-import { Queue, Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { JOB_TYPES, TRAINING_QUEUE, redisKeys, type JobType } from '../queue/names.ts';
+import { redisKeys } from '../redis/keys.ts';
+import { TRAINING_QUEUE, trainingQueue, trainingWorker, type TrainingJobPayload } from '../queue/queues.ts';
+import { JOB_TYPES, type JobType } from '../schemas/jobs.ts';
 import { workerJobRetention } from '../queue/job-retention.ts';
-import { jobRequestId } from '../queue/job-schemas.ts';
-import { createRedis, isRedisConnectionError, logConnectionState } from '../queue/redis.ts';
-import { publishVersion } from '../store/model-events.ts';
+import { jobRequestId, type TrainJobResult } from '../queue/job-data.ts';
+import { CANCELLED_REASON } from '../queue/job-view.ts';
+import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
+import { publishVersion } from '../redis/model-events.ts';
 import { CheckpointStore } from '../store/checkpoint-store.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { checkpointsDir, sweepCheckpoints } from './checkpointing.ts';
 import { createWorkerModelPruner } from './model-pruner.ts';
-import { STOP_REASONS, createTrainingProcessor } from './training-processor.ts';
-import type { ToTrainer } from './training-messages.ts';
+import { STOP_REASONS, createJobProcessor } from './job-processor.ts';
+import type { ToTrainer } from './sandbox/protocol.ts';
 
-type Handler = (job: Job, token?: string, signal?: AbortSignal) => Promise<unknown>;
+type Handler = (job: Job<TrainingJobPayload, TrainJobResult, JobType>, token?: string, signal?: AbortSignal) => Promise<TrainJobResult>;
 
 /** Refuses to start when a job type has no handler, so a new type cannot silently pile up in Redis. */
 export function checkHandlers(handlers: Record<string, Handler>): void {
@@ -24,7 +27,7 @@ export function checkHandlers(handlers: Record<string, Handler>): void {
 }
 
 export interface RunningWorker {
-  worker: Worker;
+  worker: Worker<TrainingJobPayload, TrainJobResult, JobType>;
   /** Waits for the running jobs to finish, then closes. */
   close: () => Promise<void>;
   /**
@@ -46,11 +49,11 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   // A Redis outage is logged once each way per connection, not at every reconnect attempt (nor as "unhandled").
   for (const [name, c] of [['client', client], ['subscriber', subscriber], ['worker', connection]] as const) logConnectionState(c, name, log);
   const checkpoints = new CheckpointStore(checkpointsDir(config));
-  const jobs = new Queue(TRAINING_QUEUE, { connection: client, prefix: config.QUEUE_PREFIX });
+  const jobs = trainingQueue(client, config.QUEUE_PREFIX);
   jobs.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error')); // else BullMQ prints each to stderr
 
   // Training and fine-tuning share one processor: both run a child process and write a version.
-  const training = createTrainingProcessor({
+  const training = createJobProcessor({
     store,
     checkpoints,
     maxStalls: config.JOB_MAX_STALLS,
@@ -63,10 +66,9 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   const handlers: Record<JobType, Handler> = { train: training, finetune: training };
   checkHandlers(handlers);
 
-  const worker = new Worker(
-    TRAINING_QUEUE,
+  const worker = trainingWorker(
     async (job, token, signal) => {
-      const handler = handlers[job.name as JobType];
+      const handler = handlers[job.name];
       if (!handler) throw new Error(`no handler for job type ${job.name}`);
       return handler(job, token, signal);
     },
@@ -88,7 +90,11 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
     },
   );
   worker.on('error', (err) => isRedisConnectionError(err) || log.error({ err }, 'worker error'));
-  worker.on('failed', (job, err) => log.warn({ jobId: job?.id, requestId: jobRequestId(job?.data), reason: err.message }, 'job failed'));
+  worker.on('failed', (job, err) => {
+    const ids = { jobId: job?.id, requestId: jobRequestId(job?.data) };
+    if (err.message === CANCELLED_REASON) log.info(ids, 'job cancelled');
+    else log.warn({ ...ids, reason: err.message }, 'job failed');
+  });
   worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its worker died or lost touch with Redis); back in the queue to resume from its checkpoint'));
   // The lock is someone else's now (the job was found stalled and requeued): stop training it here.
   worker.on('lockRenewalFailed', (jobIds) => {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Worker } from 'bullmq';
 import { openapiSpec } from '../../src/api/openapi-spec.ts';
-import { jobUpdates } from '../../src/api/routes/job-events.ts';
-import type { JobView } from '../../src/queue/job-view.ts';
-import { TRAINING_QUEUE } from '../../src/queue/names.ts';
-import { createRedis } from '../../src/queue/redis.ts';
+import { jobUpdates } from '../../src/api/job-event-stream.ts';
+import type { JobView } from '../../src/schemas/jobs.ts';
+import { trainingWorker } from '../../src/queue/queues.ts';
+import { createRedis } from '../../src/redis/connection.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 
 let api: TestApi;
@@ -69,12 +68,12 @@ describe('GET /v1/jobs/{id}/events', () => {
   test('streams a job from queued through every reported batch and epoch to succeeded, then ends', async () => {
     const job = await postJob();
     const connection = createRedis(api.config.REDIS_URL, 'worker');
-    let worker: Worker | undefined;
+    let worker: ReturnType<typeof trainingWorker> | undefined;
     try {
       const streamed = readEvents(`/v1/jobs/${job.id}/events`, (e) => {
         // Only start "training" once the client is listening, so it must see every step live.
         if (e.event === 'job' && !worker) {
-          worker = new Worker(TRAINING_QUEUE, async (j) => {
+          worker = trainingWorker(async (j) => {
             const history: object[] = [];
             for (const [e, b] of [[1, 1], [1, 2], [2, 1], [2, 2]]) {
               await new Promise((r) => setTimeout(r, 60));

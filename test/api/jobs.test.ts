@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { withDefaults } from '../../src/queue/job-schemas.ts';
+import { withDefaults } from '../../src/queue/job-data.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 
 let api: TestApi;

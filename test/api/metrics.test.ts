@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { TRAINING_QUEUE } from '../../src/queue/names.ts';
+import { trainingWorker } from '../../src/queue/queues.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { REDIS_URL, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
@@ -76,7 +75,7 @@ test('training jobs are reported by BullMQ state, and finished ones by duration'
 
   // A stand-in worker that finishes the job at once, so a duration gets observed.
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const worker = new Worker(TRAINING_QUEUE, async () => new Promise((r) => setTimeout(() => r({ modelVersion: 1 }), 50)), { connection, prefix: config.QUEUE_PREFIX });
+  const worker = trainingWorker(async () => new Promise((r) => setTimeout(() => r({ modelVersion: 1, metrics: { testAccuracy: 0.5, testLoss: 1 } }), 50)), { connection, prefix: config.QUEUE_PREFIX });
   try {
     const text = await waitFor('a job duration', async () => {
       const t = await scrape();

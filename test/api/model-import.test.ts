@@ -1,11 +1,11 @@
-import { parseJobData, type FinetuneJobData } from '../../src/queue/job-schemas.ts';
+import { parseJobData, type FinetuneJobData } from '../../src/queue/job-data.ts';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { createCnn } from '../../src/ml/architectures.ts';
 import { serializeModel } from '../../src/ml/serialize.ts';
-import { runFinetune } from '../../src/worker/run-finetune.ts';
+import { runFinetuneJob } from '../../src/worker/finetune-job.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
 import { multipart, type Part } from '../helpers/multipart.ts';
@@ -58,7 +58,7 @@ test('a [28,28,1] softmax model is imported unchanged and can be fine-tuned', as
   assert.deepEqual(meta.params.adapted, []);
   const train = await loadMnist('train');
   const small = await api.app.services.datasetStore.create({ images: train.images.subarray(0, 3000 * 784), labels: train.labels.subarray(0, 3000), count: 3000 }, { name: 'mnist-3k', format: 'idx' });
-  const outcome = await runFinetune(
+  const outcome = await runFinetuneJob(
     parseJobData({ type: 'finetune', baseModel: meta.version, dataset: small.id, freeze: 'features', epochs: 1, batchSize: 32, learningRate: 0.003, validationSplit: 0.1, rehearsal: 0, seed: 1 }) as FinetuneJobData,
     { modelsDir: api.config.modelsDir, datasetsDir: api.config.datasetsDir },
   );

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { createApi, type RunningApi } from '../../src/api/start-api.ts';
-import type { ModelFiles } from '../../src/store/model-files.ts';
+import type { ModelFiles } from '../../src/ml/model-files.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/model.ts';

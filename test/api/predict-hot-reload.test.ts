@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { imageToMnistPixels } from '../../src/ml/preprocess.ts';
-import { redisKeys } from '../../src/queue/names.ts';
+import { imageToMnistPixels } from '../../src/image/preprocess.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
 import { LocalEngine } from '../../src/serving/inference.ts';
-import { publishVersion } from '../../src/store/model-events.ts';
-import type { ModelFiles } from '../../src/store/model-files.ts';
+import { publishVersion } from '../../src/redis/model-events.ts';
+import type { ModelFiles } from '../../src/ml/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { waitFor } from '../helpers/env.ts';

@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadMnist } from '../../src/data/mnist.ts';
-import { ARCHITECTURES } from '../../src/ml/architectures.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { loadModel } from '../../src/ml/load-model.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { filesToArtifacts } from '../../src/store/model-files.ts';
+import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/model.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 import { makeZip } from '../helpers/zip.ts';
+import { ARCHITECTURES } from '../../src/schemas/jobs.ts';
 
 // Every architecture the way a user meets it: POST a train job → a worker writes the version → the
 // API's inference thread serves it → a fine-tune job starts from it → its files load again here.

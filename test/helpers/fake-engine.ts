@@ -1,6 +1,6 @@
 import type { io } from '@tensorflow/tfjs-core';
 import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from '../../src/serving/inference.ts';
-import { WEIGHTS_FILE } from '../../src/store/model-files.ts';
+import { WEIGHTS_FILE } from '../../src/ml/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

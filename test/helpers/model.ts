@@ -1,8 +1,8 @@
 import { loadMnist } from '../../src/data/mnist.ts';
 import { initBackend } from '../../src/ml/backend.ts';
-import { parseJobData, type FinetuneJobData, type TrainJobData } from '../../src/queue/job-schemas.ts';
+import { parseJobData, type FinetuneJobData, type TrainJobData } from '../../src/queue/job-data.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
-import { runTraining } from '../../src/worker/run-training.ts';
+import { runTrainJob } from '../../src/worker/train-job.ts';
 import { encodeGrayPng } from './png.ts';
 
 /** 2,000 images × 1 epoch of the default recipe: ~93 % in a few seconds. */
@@ -17,7 +17,7 @@ export function trainJob(request: Omit<Partial<TrainJobData>, 'type'> & { seed: 
 export async function writeTrainedVersion(store: ModelStore, params: Partial<TrainJobData> = {}): Promise<number> {
   await initBackend('wasm');
   const full = { ...SMALL_TRAINING, ...params };
-  const outcome = await runTraining(full);
+  const outcome = await runTrainJob(full);
   return store.writeVersion(outcome.files, {
     jobId: null,
     createdAt: new Date().toISOString(),

@@ -1,7 +1,7 @@
 import { createModel } from '../../src/ml/architectures.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { serializeModel } from '../../src/ml/serialize.ts';
-import type { ModelFiles } from '../../src/store/model-files.ts';
+import type { ModelFiles } from '../../src/ml/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 
 /**

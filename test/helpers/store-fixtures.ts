@@ -1,5 +1,5 @@
-import type { ModelMetadata } from '../../src/store/metadata.ts';
-import { WEIGHTS_FILE, type ModelFiles } from '../../src/store/model-files.ts';
+import type { ModelMetadata } from '../../src/schemas/models.ts';
+import { WEIGHTS_FILE, type ModelFiles } from '../../src/ml/model-files.ts';
 
 /**
  * Stand-in files for store tests: the store never parses a model, so a tagged topology and

@@ -1,9 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { TRAINING_QUEUE } from '../../src/queue/names.ts';
+import { trainingQueue, type TrainingQueue } from '../../src/queue/queues.ts';
 import { processEnv, REDIS_URL, testConfig, waitFor } from './env.ts';
 import { freePort, startProcess, type Proc } from './processes.ts';
 
@@ -79,9 +78,9 @@ export function isAlive(pid: number): boolean {
 }
 
 /** BullMQ's own view of the jobs of a test's queue (who runs a job, how often it stalled). */
-export function openQueue(prefix: string): { queue: Queue; close: () => Promise<void> } {
+export function openQueue(prefix: string): { queue: TrainingQueue; close: () => Promise<void> } {
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = new Queue(TRAINING_QUEUE, { connection, prefix });
+  const queue = trainingQueue(connection, prefix);
   return {
     queue,
     close: async () => {

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ARCHITECTURES, createCnn, createLenet5, createModel, createResnet, createStn } from '../../src/ml/architectures.ts';
+import { createCnn, createLenet5, createModel, createResnet, createStn } from '../../src/ml/architectures.ts';
 import { loadModel } from '../../src/ml/load-model.ts';
 import { serializeModel } from '../../src/ml/serialize.ts';
-import { filesToArtifacts } from '../../src/store/model-files.ts';
+import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { initBackend } from '../../src/ml/backend.ts';
+import { ARCHITECTURES } from '../../src/schemas/jobs.ts';
 
 before(() => initBackend('wasm'));
 

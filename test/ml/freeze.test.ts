@@ -7,7 +7,7 @@ import { initBackend } from '../../src/ml/backend.ts';
 import { freezeLayers, headLayers } from '../../src/ml/freeze.ts';
 import { loadModel } from '../../src/ml/load-model.ts';
 import { serializeModel } from '../../src/ml/serialize.ts';
-import { filesToArtifacts } from '../../src/store/model-files.ts';
+import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { train } from '../../src/ml/train.ts';
 
 before(() => initBackend('wasm'));

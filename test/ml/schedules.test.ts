@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ONE_CYCLE } from '../../src/ml/recipe.ts';
+import { ONE_CYCLE } from '../../src/schemas/jobs.ts';
 import { makeSchedule, oneCycle } from '../../src/ml/schedules.ts';
 
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b));

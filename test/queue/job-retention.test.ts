@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
 import { jobRetentionOptions, keepFinishedJobs, workerJobRetention } from '../../src/queue/job-retention.ts';
-import { TRAINING_QUEUE } from '../../src/queue/names.ts';
+import { trainingQueue, trainingWorker } from '../../src/queue/queues.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { REDIS_URL, waitFor } from '../helpers/env.ts';
 
@@ -27,7 +26,7 @@ test('0 lifts a limit; both 0 keep every finished job', () => {
 describe('through the API and a real BullMQ worker', () => {
   let api: TestApi;
   let connection: Redis;
-  let worker: Worker | undefined;
+  let worker: ReturnType<typeof trainingWorker> | undefined;
 
   before(async () => {
     api = await startTestApi({ JOB_RETENTION_SECONDS: '3600', JOB_RETENTION_COUNT: '2', PREDICT_WORKERS: '0' });
@@ -47,17 +46,16 @@ describe('through the API and a real BullMQ worker', () => {
       assert.equal(res.statusCode, 202, res.body);
       ids.push(res.json().id);
     }
-    const queue = new Queue(TRAINING_QUEUE, { connection, prefix: api.config.QUEUE_PREFIX });
+    const queue = trainingQueue(connection, api.config.QUEUE_PREFIX);
     try {
       const job = await queue.getJob(ids[0]);
       assert.deepEqual(job?.opts.removeOnComplete, { age: 3600, count: 2 });
       assert.deepEqual(job?.opts.removeOnFail, { age: 3600, count: 2 });
 
       // A stand-in worker: limit 10 succeeds, limit 11 fails.
-      worker = new Worker(
-        TRAINING_QUEUE,
+      worker = trainingWorker(
         async (j) => {
-          if (j.data.limit === 11) throw new Error('made to fail');
+          if (j.data.type === 'train' && j.data.limit === 11) throw new Error('made to fail');
           return { modelVersion: 1, metrics: { testAccuracy: 0.5, testLoss: 1 } };
         },
         { connection, prefix: api.config.QUEUE_PREFIX },

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { LocalEngine, ModelLoadError } from '../../src/serving/inference.ts';
 import { InferencePool } from '../../src/serving/inference-pool.ts';
-import type { ModelFiles } from '../../src/store/model-files.ts';
+import type { ModelFiles } from '../../src/ml/model-files.ts';
 import { untrainedModelFiles } from '../helpers/serving.ts';
 
 let pool: InferencePool;

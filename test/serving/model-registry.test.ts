@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { PredictBatcher } from '../../src/serving/batcher.ts';
 import { ModelRegistry, NoModelError, UnservableVersionError } from '../../src/serving/model-registry.ts';
-import { MemoryPinStore, RedisPinStore } from '../../src/serving/serving-pin.ts';
+import { MemoryPinStore, RedisPinStore } from '../../src/redis/serving-pin.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
 import { REDIS_URL } from '../helpers/env.ts';
 import { fakeImage, FakeEngine, writeFakeVersion } from '../helpers/fake-engine.ts';
@@ -58,7 +58,7 @@ test('a version that fails to load never replaces a good one, and is not retried
   const res = await predict([fakeImage(3)]);
   assert.deepEqual([res.modelVersion, res.predictions[0].digit], [1, 3]);
   // Asked for explicitly, it is a clear 409, not a 500.
-  await assert.rejects(predict([fakeImage(3)], 2), (err: Error) => err instanceof UnservableVersionError && err.statusCode === 409 && /broken/.test(err.message));
+  await assert.rejects(predict([fakeImage(3)], 2), (err: Error) => err instanceof UnservableVersionError && err.kind === 'conflict' && /broken/.test(err.message));
 });
 
 test('at start-up a broken newest version falls back to the newest one that loads', async () => {
@@ -143,7 +143,7 @@ test('pinning a missing version is a 404 and a broken one a 409; either way noth
   await writeFakeVersion(store, { broken: true });
   await registry.refresh();
   await assert.rejects(registry.pin(5), VersionNotFoundError);
-  await assert.rejects(registry.pin(2), (err: Error) => err instanceof UnservableVersionError && err.statusCode === 409);
+  await assert.rejects(registry.pin(2), (err: Error) => err instanceof UnservableVersionError && err.kind === 'conflict');
   assert.equal(registry.servedVersion, 1);
   assert.equal(registry.pinnedVersion, undefined);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { METADATA_JSON } from '../../src/store/model-files.ts';
+import { METADATA_JSON } from '../../src/store/model-store.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { writeTrainedVersion } from '../helpers/model.ts';

@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { METADATA_JSON, MODEL_JSON, WEIGHTS_FILE } from '../../src/store/model-files.ts';
+import { MODEL_JSON, WEIGHTS_FILE } from '../../src/ml/model-files.ts';
+import { METADATA_JSON } from '../../src/store/model-store.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
 import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 

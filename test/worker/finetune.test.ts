@@ -12,9 +12,9 @@ import { freezeLayers } from '../../src/ml/freeze.ts';
 import { createCnn } from '../../src/ml/architectures.ts';
 import { splitIndices } from '../../src/ml/train.ts';
 import { DatasetStore } from '../../src/store/dataset-store.ts';
-import { filesToArtifacts } from '../../src/store/model-files.ts';
+import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
-import { runFinetune, type StorePaths } from '../../src/worker/run-finetune.ts';
+import { runFinetuneJob, type StorePaths } from '../../src/worker/finetune-job.ts';
 import { finetuneJob, writeTrainedVersion } from '../helpers/model.ts';
 
 // Data the base model finds hard: MNIST test digits turned a quarter clockwise (not the ones it trained on).
@@ -49,7 +49,7 @@ test('fine-tuning the head on hard data raises its held-out accuracy a lot and k
   const before = evaluate(baseModel, rotated, validation).accuracy;
   baseModel.dispose();
 
-  const outcome = await runFinetune(
+  const outcome = await runFinetuneJob(
     finetuneJob({ baseModel: base, dataset: datasetId, freeze: 'features', epochs: 4, batchSize: 32, validationSplit: 0.25, rehearsal: 0.5, seed: 2 }),
     paths,
   );
@@ -66,7 +66,7 @@ test('fine-tuning the head on hard data raises its held-out accuracy a lot and k
 
 test('with the features frozen only the dense head changes', async () => {
   const store = new ModelStore(paths.modelsDir);
-  const outcome = await runFinetune(
+  const outcome = await runFinetuneJob(
     finetuneJob({ baseModel: base, dataset: datasetId, freeze: 'features', epochs: 1, batchSize: 64, learningRate: 0.002, validationSplit: 0.5, rehearsal: 0, seed: 3 }),
     paths,
   );

@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Config } from '../../src/config.ts';
-import { TRAINING_QUEUE, redisKeys } from '../../src/queue/names.ts';
-import { readServedVersions, reportServedVersion } from '../../src/serving/served-versions.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
+import { trainingQueue } from '../../src/queue/queues.ts';
+import { readServedVersions, reportServedVersion } from '../../src/redis/served-versions.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { createModelPruner, createWorkerModelPruner } from '../../src/worker/model-pruner.ts';
 import { startWorker } from '../../src/worker/start-worker.ts';
 import { REDIS_URL, testConfig, waitFor } from '../helpers/env.ts';
+import { finetuneJob, trainJob } from '../helpers/model.ts';
 import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 // Retention as the worker runs it: what is in use comes from Redis (pin, replicas' reports, queued fine-tunes).
@@ -58,9 +59,9 @@ test('with MODEL_KEEP_LAST=1 the worker keeps the newest, the pinned, the served
   const reporter = reportServedVersion({ redis, key: keys.modelServed, servedVersion: () => 3, log, replicaId: 'replica-b' });
   await reporter.report();
   await redis.hset(keys.modelServed, 'replica-dead', JSON.stringify({ version: 1, at: Date.now() - 10 * 60_000 }));
-  const queue = new Queue(TRAINING_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
-  await queue.add('finetune', { type: 'finetune', baseModel: 5, dataset: 'mnist', seed: 1 }); // no worker: stays waiting
-  await queue.add('train', { type: 'train', seed: 1 });
+  const queue = trainingQueue(redis, config.QUEUE_PREFIX);
+  await queue.add('finetune', finetuneJob({ baseModel: 5, dataset: 'mnist', seed: 1 })); // no worker: stays waiting
+  await queue.add('train', trainJob({ seed: 1 }));
 
   const pruner = createWorkerModelPruner(config, store, redis, log);
   await pruner.run();

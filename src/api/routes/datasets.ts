@@ -2,15 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { DatasetError, DEFAULT_DATASET_LIMITS } from '../../data/dataset-error.ts';
-import type { LabelledImages } from '../../data/idx.ts';
+import { ServiceError } from '../../errors.ts';
+import type { LabelledImages } from '../../data/labelled-images.ts';
 import { readIdxUpload } from '../../data/idx-upload.ts';
 import { readImageFolderZip } from '../../data/image-folder.ts';
-import type { DatasetInfo } from '../../store/dataset-store.ts';
+import { DatasetListSchema, DatasetParams, type DatasetInfo } from '../../schemas/datasets.ts';
 import { readMultipart } from '../multipart.ts';
-import { errorResponses } from '../schemas/common.ts';
+import { errorResponses } from '../../schemas/common.ts';
 
 const ZIP_TYPES = ['application/zip', 'application/x-zip-compressed'];
-const Params = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const Dataset = Type.Ref('Dataset');
 
 interface Upload {
@@ -23,7 +23,7 @@ interface Upload {
 async function readUpload(req: FastifyRequest, maxBytes: number): Promise<Upload> {
   if (!req.isMultipart()) {
     if (!Buffer.isBuffer(req.body) || req.body.length === 0) {
-      throw new DatasetError('send a ZIP (application/zip, or a multipart file) of folders 0-9 with PNG images, or multipart `images` + `labels` IDX files', 415);
+      throw new ServiceError('unsupported', 'send a ZIP (application/zip, or a multipart file) of folders 0-9 with PNG images, or multipart `images` + `labels` IDX files');
     }
     return { data: await readImageFolderZip(req.body), name: 'upload', format: 'imagefolder' };
   }
@@ -47,6 +47,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/v1/datasets', {
     bodyLimit: maxBytes,
+    config: { accepts: 'application/zip (an ImageFolder ZIP), or multipart/form-data with a ZIP file or an IDX pair named `images` and `labels`' },
     schema: {
       tags: ['datasets'],
       summary: 'Upload a dataset of labelled digits',
@@ -64,15 +65,15 @@ export const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/v1/datasets', {
-    schema: { tags: ['datasets'], summary: 'Uploaded datasets, newest first', response: { 200: Type.Object({ items: Type.Array(Dataset) }) } },
+    schema: { tags: ['datasets'], summary: 'Uploaded datasets, newest first', response: { 200: DatasetListSchema } },
   }, async () => ({ items: await app.services.datasetStore.list() }));
 
   app.get('/v1/datasets/:id', {
-    schema: { tags: ['datasets'], summary: 'One dataset: size, images per class, sha256', params: Params, response: { 200: Dataset, ...errorResponses(404) } },
+    schema: { tags: ['datasets'], summary: 'One dataset: size, images per class, sha256', params: DatasetParams, response: { 200: Dataset, ...errorResponses(404) } },
   }, async (req) => app.services.datasetStore.get(req.params.id));
 
   app.delete('/v1/datasets/:id', {
-    schema: { tags: ['datasets'], summary: 'Delete a dataset (versions tuned on it keep its id and sha256 in their metadata)', params: Params, response: { 204: Type.Null(), ...errorResponses(404) } },
+    schema: { tags: ['datasets'], summary: 'Delete a dataset (versions tuned on it keep its id and sha256 in their metadata)', params: DatasetParams, response: { 204: Type.Null(), ...errorResponses(404) } },
   }, async (req, reply) => {
     await app.services.datasetStore.delete(req.params.id);
     return reply.status(204).send(null);

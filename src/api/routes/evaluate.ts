@@ -1,25 +1,10 @@
 import { loadModel } from '../../ml/load-model.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { loadMnist } from '../../data/mnist.ts';
 import { evaluateYielding, perClassAccuracy } from '../../ml/evaluate.ts';
-import { filesToArtifacts } from '../../store/model-files.ts';
-import { errorResponses, VersionParams } from '../schemas/common.ts';
-
-const EvaluateBody = Type.Object(
-  { dataset: Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' }) },
-  { additionalProperties: false },
-);
-
-const EvaluationSchema = Type.Object({
-  version: Type.Integer(),
-  dataset: Type.String(),
-  count: Type.Integer(),
-  accuracy: Type.Number(),
-  loss: Type.Number({ description: 'mean categorical cross-entropy' }),
-  perClassAccuracy: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'digit 0-9; null where the dataset has no example of it' }),
-  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted]' }),
-});
+import { filesToArtifacts } from '../../ml/model-files.ts';
+import { errorResponses, VersionParams } from '../../schemas/common.ts';
+import { EvaluateBody, EvaluationSchema } from '../../schemas/evaluation.ts';
 
 export const evaluateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/models/:version/evaluate', {

@@ -1,22 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
-import { REDIS_RETRY_AFTER_SECONDS } from '../../queue/redis.ts';
+import { REDIS_RETRY_AFTER_SECONDS } from '../../redis/connection.ts';
+import { LivenessSchema, ReadinessSchema } from '../../schemas/health.ts';
 
 const REDIS_PING_TIMEOUT_MS = 1000;
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {
-    schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+    schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: LivenessSchema } },
   }, async () => ({ status: 'ok' as const }));
 
-  const Readiness = Type.Object({
-    status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
-    redis: Type.Boolean({ description: 'Redis answered a PING' }),
-    modelLoaded: Type.Boolean({ description: 'a model version is loaded for /v1/predict' }),
-    servedVersion: Type.Union([Type.Integer(), Type.Null()]),
-  });
   app.get('/readyz', {
-    schema: { tags: ['health'], summary: 'Readiness: Redis reachable (503 with Retry-After otherwise); says whether a model is loaded', response: { 200: Readiness, 503: Readiness } },
+    schema: { tags: ['health'], summary: 'Readiness: Redis reachable (503 with Retry-After otherwise); says whether a model is loaded', response: { 200: ReadinessSchema, 503: ReadinessSchema } },
   }, async (_req, reply) => {
     const { redis, registry } = app.services;
     const redisOk = await Promise.race([

@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { JobNotFoundError } from '../../queue/job-service.ts';
 import { resolveJobRequest } from '../../queue/resolve-job-request.ts';
-import { errorResponses } from '../schemas/common.ts';
-import { CreateJobBody, JobListSchema, JobParams, ListJobsQuery } from '../schemas/jobs.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import { JobRequestSchema, JobListSchema, JobParams, ListJobsQuery } from '../../schemas/jobs.ts';
 
 const Job = Type.Ref('Job');
 
@@ -15,7 +15,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description:
         'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. ' +
         '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.',
-      body: CreateJobBody,
+      body: JobRequestSchema,
       response: { 202: Job, ...errorResponses(400, 413, 415, 503) },
     },
   }, async (req, reply) => {

@@ -5,13 +5,14 @@ import { evaluateYielding } from '../../ml/evaluate.ts';
 import { importLayersModel, ModelImportError } from '../../ml/import-model.ts';
 import { serializeModel } from '../../ml/serialize.ts';
 import { currentBackendName } from '../../ml/backend.ts';
-import { redisKeys } from '../../queue/names.ts';
-import { publishVersion } from '../../store/model-events.ts';
+import { redisKeys } from '../../redis/keys.ts';
+import { publishVersion } from '../../redis/model-events.ts';
 import { readMultipart } from '../multipart.ts';
-import { errorResponses } from '../schemas/common.ts';
+import { errorResponses } from '../../schemas/common.ts';
 
 export const modelImportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/models', {
+    config: { accepts: 'multipart/form-data with `model.json` and the weight files it names' },
     schema: {
       tags: ['models'],
       summary: 'Import a TensorFlow.js layers model as a new version',

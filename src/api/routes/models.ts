@@ -2,10 +2,11 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MODEL_JSON } from '../../store/model-files.ts';
+import { MODEL_JSON } from '../../ml/model-files.ts';
 import { VersionNotFoundError } from '../../store/model-store.ts';
-import { errorResponses, VersionParams } from '../schemas/common.ts';
-import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../schemas/models.ts';
+import { errorResponses, VersionParams } from '../../schemas/common.ts';
+import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../../schemas/models.ts';
+import { ServiceError } from '../../errors.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', {
@@ -72,7 +73,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { version, file } = req.params;
     const { modelStore } = app.services;
     const allowed = await modelStore.servableFiles(version);
-    if (!allowed.has(file)) throw Object.assign(new Error(`version ${version} has no file ${file}`), { statusCode: 404 });
+    if (!allowed.has(file)) throw new ServiceError('not-found', `version ${version} has no file ${file}`);
     // Opened before answering, so a version deleted by retention meanwhile is a 404, not a broken stream.
     const handle = await open(join(modelStore.versionDir(version), file)).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new VersionNotFoundError(version) : err;

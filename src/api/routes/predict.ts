@@ -1,20 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { imageToMnistPixels, MNIST_SIDE, toMnistInput } from '../../ml/preprocess.ts';
+import { imageToMnistPixels, toMnistInput } from '../../image/preprocess.ts';
+import { DIGIT_SIZE } from '../../schemas/digit.ts';
 import { readMultipart } from '../multipart.ts';
-import { errorResponses } from '../schemas/common.ts';
-import { PredictJsonBody, PredictQuery, PredictResponse } from '../schemas/predict.ts';
-
-class BadPredictBodyError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { errorResponses } from '../../schemas/common.ts';
+import { PredictJsonBody, PredictQuery, PredictResponse } from '../../schemas/predict.ts';
+import { ServiceError } from '../../errors.ts';
 
 const RAW_IMAGE_TYPES = ['image/png', 'application/octet-stream'];
+const PREDICT_ACCEPTS = 'the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]}';
 const DATA_URL = /^data:[\w/+.-]*(;[\w=.-]+)*;base64,/;
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
@@ -23,7 +17,7 @@ type Input = { png: Buffer; name: string } | { pixels: number[]; name: string };
 
 function fromBase64(text: string, name: string): Buffer {
   const body = text.replace(DATA_URL, '');
-  if (!BASE64.test(body)) throw new BadPredictBodyError(400, `${name} is not base64 (send the PNG's bytes base64-encoded, optionally as a data: URL)`);
+  if (!BASE64.test(body)) throw new ServiceError('invalid', `${name} is not base64 (send the PNG's bytes base64-encoded, optionally as a data: URL)`);
   return Buffer.from(body, 'base64');
 }
 
@@ -32,37 +26,33 @@ async function readInputs(req: FastifyRequest, max: number): Promise<Input[]> {
   if (req.isMultipart()) {
     const { files } = await readMultipart(req);
     const inputs: Input[] = files.map((f, i) => ({ png: f.data, name: `file ${i + 1} (${f.filename || f.fieldname})` }));
-    if (inputs.length === 0) throw new BadPredictBodyError(400, 'the multipart body holds no file; send each image as a file part');
+    if (inputs.length === 0) throw new ServiceError('invalid', 'the multipart body holds no file; send each image as a file part');
     return inputs;
   }
   if (Buffer.isBuffer(req.body)) {
-    if (req.body.length === 0) throw new BadPredictBodyError(400, 'the body is empty; send a PNG image');
+    if (req.body.length === 0) throw new ServiceError('invalid', 'the body is empty; send a PNG image');
     return [{ png: req.body, name: 'the image' }];
   }
   if (req.mediaType === 'application/json' && req.body && typeof req.body === 'object') {
     const { images, pixels } = req.body as PredictJsonBody;
     if ((images === undefined) === (pixels === undefined)) {
-      throw new BadPredictBodyError(400, 'the JSON body needs exactly one of `images` (base64 PNGs) or `pixels` (arrays of 784 gray levels)');
+      throw new ServiceError('invalid', 'the JSON body needs exactly one of `images` (base64 PNGs) or `pixels` (arrays of 784 gray levels)');
     }
     const count = (images ?? pixels)!.length;
-    if (count > max) throw new BadPredictBodyError(413, `at most ${max} images per request, got ${count}`);
+    if (count > max) throw new ServiceError('too-large', `at most ${max} images per request, got ${count}`);
     if (images) return images.map((text, i) => ({ png: fromBase64(text, `images[${i}]`), name: `images[${i}]` }));
     return pixels!.map((p, i) => ({ pixels: p, name: `pixels[${i}]` }));
   }
-  throw new BadPredictBodyError(
-    415,
-    `send the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]} (got ${req.headers['content-type'] ?? 'no content type'})`,
-  );
+  throw new ServiceError('unsupported', `${req.headers['content-type'] ?? 'no content type'} is not accepted here; send ${PREDICT_ACCEPTS}`);
 }
 
 function preprocess(input: Input): Uint8Array {
   try {
     if ('png' in input) return imageToMnistPixels(input.png);
     const data = Uint8Array.from(input.pixels, (v) => Math.round(v));
-    return toMnistInput({ width: MNIST_SIDE, height: MNIST_SIDE, data });
+    return toMnistInput({ width: DIGIT_SIZE, height: DIGIT_SIZE, data });
   } catch (err) {
-    const e = err as Error & { statusCode?: number };
-    if (e.statusCode && e.statusCode < 500) throw new BadPredictBodyError(e.statusCode, `${input.name}: ${e.message}`);
+    if (err instanceof ServiceError) throw new ServiceError(err.kind, `${input.name}: ${err.message}`);
     throw err;
   }
 }
@@ -75,6 +65,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   const max = app.services.config.MAX_IMAGES_PER_REQUEST;
   app.post('/v1/predict', {
+    config: { accepts: PREDICT_ACCEPTS },
     schema: {
       tags: ['predict'],
       summary: 'Classify digit images',
@@ -91,7 +82,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req) => {
     const inputs = await readInputs(req, max);
-    if (inputs.length > max) throw new BadPredictBodyError(413, `at most ${max} images per request`);
+    if (inputs.length > max) throw new ServiceError('too-large', `at most ${max} images per request`);
     return app.services.batcher.predict(inputs.map(preprocess), req.query.version);
   });
 };

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { ServiceError } from '../../errors.ts';
 
 /** The web page's files: plain HTML, CSS and ES modules, served as they are (no build step). */
 export const WEB_DIR = fileURLToPath(new URL('../../../web/', import.meta.url));
@@ -63,7 +64,7 @@ function send(req: FastifyRequest, reply: FastifyReply, asset: Asset) {
   return reply.type(asset.type).send(asset.body);
 }
 
-const notFound = (what: string) => Object.assign(new Error(what), { statusCode: 404 });
+const notFound = (what: string) => new ServiceError('not-found', what);
 
 export const uiRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const assets = await loadWebAssets();

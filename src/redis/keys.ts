@@ -1,0 +1,21 @@
+/**
+ * The service's own Redis keys and channels (BullMQ keeps its queue under the same prefix): one
+ * place, shared by the API replicas and the workers.
+ */
+export function redisKeys(prefix: string) {
+  return {
+    /** Sorted set of every job id scored by creation time, for newest-first listing across states. */
+    jobIndex: `${prefix}:jobs:index`,
+    /** Set of job ids whose cancellation was requested. */
+    cancelled: `${prefix}:jobs:cancelled`,
+    /** Pub/sub: job ids to cancel; every worker listens, the one running the job stops it. */
+    cancelChannel: `${prefix}:jobs:cancel`,
+    /** Pub/sub: `{"version": N}` when a model version has been written, `{"pinned": N|null}` when the pin changes. */
+    modelEvents: `${prefix}:models:events`,
+    /** The pinned (served) model version, shared by every API replica; absent = serve the newest. */
+    modelPin: `${prefix}:models:pinned`,
+    /** Hash: API replica id → `{"version": N, "at": ms}`, the version each replica serves, so retention never deletes it. */
+    modelServed: `${prefix}:models:served`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;

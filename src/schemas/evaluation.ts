@@ -1,0 +1,16 @@
+import { Type } from 'typebox';
+
+export const EvaluateBody = Type.Object(
+  { dataset: Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' }) },
+  { additionalProperties: false },
+);
+
+export const EvaluationSchema = Type.Object({
+  version: Type.Integer(),
+  dataset: Type.String(),
+  count: Type.Integer(),
+  accuracy: Type.Number(),
+  loss: Type.Number({ description: 'mean categorical cross-entropy' }),
+  perClassAccuracy: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'digit 0-9; null where the dataset has no example of it' }),
+  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted]' }),
+});

@@ -1,0 +1,77 @@
+import { Type, type Static } from 'typebox';
+import { EpochStatsSchema } from './jobs.ts';
+
+export const ModelMetricsSchema = Type.Object({
+  testAccuracy: Type.Number({ description: 'accuracy on the 10k MNIST test set' }),
+  testLoss: Type.Number({ description: 'mean categorical cross-entropy on the MNIST test set' }),
+  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted], 10×10 counts' }),
+  heldOut: Type.Optional(
+    Type.Object(
+      {
+        dataset: Type.String(),
+        count: Type.Integer(),
+        accuracy: Type.Number(),
+        loss: Type.Number(),
+        confusionMatrix: Type.Array(Type.Array(Type.Integer())),
+      },
+      { description: "fine-tuning: metrics on the held-out part of the new dataset (next to MNIST's, so forgetting shows)" },
+    ),
+  ),
+});
+
+/** What `metadata.json` of a model version holds; shared by the store, the API, the worker and the web page. */
+export const ModelMetadataSchema = Type.Object(
+  {
+    version: Type.Integer({ minimum: 1 }),
+    jobId: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    architecture: Type.String(),
+    params: Type.Record(Type.String(), Type.Unknown()),
+    lineage: Type.Optional(
+      Type.Object({ baseVersion: Type.Integer(), dataset: Type.String() }, { description: 'for a fine-tuned version: the version it started from and the dataset it was tuned on' }),
+    ),
+    dataset: Type.Object({
+      name: Type.String(),
+      trainCount: Type.Integer(),
+      testCount: Type.Integer(),
+      sha256: Type.String(),
+    }),
+    history: Type.Array(EpochStatsSchema),
+    metrics: ModelMetricsSchema,
+    backend: Type.String({ description: 'TensorFlow.js backend that trained it' }),
+    durationMs: Type.Integer({ description: 'training + evaluation wall time' }),
+  },
+  { $id: 'ModelMetadata', title: 'ModelMetadata' },
+);
+
+export type ModelMetrics = Static<typeof ModelMetricsSchema>;
+export type ModelMetadata = Static<typeof ModelMetadataSchema>;
+
+export const ModelSummarySchema = Type.Object({
+  version: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  architecture: Type.String(),
+  jobId: Type.Union([Type.String(), Type.Null()]),
+  testAccuracy: Type.Number(),
+  served: Type.Boolean({ description: 'true for the version /v1/predict answers with by default' }),
+});
+
+export const ModelListSchema = Type.Object({
+  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default: the pinned one, else the newest that loads' }),
+  pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version pinned with PUT /v1/models/serving, if any' }),
+  items: Type.Array(ModelSummarySchema),
+});
+
+export const ServingStatusSchema = Type.Object({
+  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict answers with when no ?version= is given' }),
+  pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'the pin, shared by every API replica (null: serve the newest version that loads)' }),
+  latestVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'newest version in the store' }),
+  loadedVersions: Type.Array(Type.Integer(), { description: 'versions this replica holds in memory (the served one plus an LRU of recent ones)' }),
+});
+
+export const PinBody = Type.Object({ version: Type.Integer({ minimum: 1, description: 'version to serve until unpinned' }) }, { additionalProperties: false });
+
+export const ModelFileParams = Type.Object({
+  version: Type.Integer({ minimum: 1 }),
+  file: Type.String({ description: '`model.json` or a weights file named in its manifest' }),
+});

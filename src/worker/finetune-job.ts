@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { loadModel } from '../ml/load-model.ts';
+import { loadMnist } from '../data/mnist.ts';
+import { compileForTraining } from '../ml/architectures.ts';
+import { evaluate } from '../ml/evaluate.ts';
+import { concatExamples, rehearsalSample } from '../ml/examples.ts';
+import { freezeLayers } from '../ml/freeze.ts';
+import { splitIndices, train, type TrainCallbacks } from '../ml/train.ts';
+import type { FinetuneJobData } from '../queue/job-data.ts';
+import { DatasetStore } from '../store/dataset-store.ts';
+import { filesToArtifacts } from '../ml/model-files.ts';
+import { ModelStore } from '../store/model-store.ts';
+import { serializeModel } from '../ml/serialize.ts';
+import type { Checkpointer } from '../ml/checkpoint.ts';
+import { withCheckpoints, type TrainingOutcome } from './train-job.ts';
+
+export interface StorePaths {
+  modelsDir: string;
+  datasetsDir: string;
+}
+
+/**
+ * The use case of a fine-tune job: load the base version, freeze its feature layers, train on the
+ * new dataset's training split mixed with MNIST (rehearsal, against forgetting), then measure both
+ * the new data's held-out split and the MNIST test set.
+ */
+export async function runFinetuneJob(params: FinetuneJobData, paths: StorePaths, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer): Promise<TrainingOutcome> {
+  const started = Date.now();
+  const models = new ModelStore(paths.modelsDir);
+  const [baseFiles, baseMeta, mnistTrain, mnistTest] = await Promise.all([
+    models.readModelFiles(params.baseModel),
+    models.readMetadata(params.baseModel),
+    loadMnist('train'),
+    loadMnist('test'),
+  ]);
+  const isMnist = params.dataset === 'mnist';
+  const datasetInfo = isMnist ? undefined : await new DatasetStore(paths.datasetsDir).get(params.dataset);
+  const data = isMnist ? mnistTrain : await new DatasetStore(paths.datasetsDir).load(params.dataset);
+
+  const { train: trainIdx, validation } = splitIndices(data.count, params.validationSplit, params.seed);
+  const rehearsal = isMnist ? new Uint32Array(0) : rehearsalSample(trainIdx.length, params.rehearsal, mnistTrain.count, params.seed);
+  const mixed = concatExamples([
+    { data, indices: trainIdx },
+    { data: mnistTrain, indices: rehearsal },
+  ]);
+
+  const model = await loadModel(filesToArtifacts(baseFiles));
+  try {
+    freezeLayers(model, params.freeze);
+    compileForTraining(model, params);
+    const resumeFrom = await checkpoints?.restore(model);
+    const history = await train(
+      model,
+      mixed,
+      {
+        epochs: params.epochs,
+        batchSize: params.batchSize,
+        schedule: { name: params.learningRateSchedule, rate: params.learningRate },
+        validationSplit: 0,
+        seed: params.seed,
+        augment: params.augment,
+        validation: { data, indices: validation },
+        resumeFrom,
+      },
+      withCheckpoints(callbacks, model, checkpoints),
+    );
+    const test = evaluate(model, mnistTest);
+    const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;
+    return {
+      files: await serializeModel(model),
+      history,
+      architecture: baseMeta.architecture,
+      metrics: {
+        testAccuracy: test.accuracy,
+        testLoss: test.loss,
+        confusionMatrix: test.confusionMatrix,
+        ...(heldOut && { heldOut: { dataset: params.dataset, count: heldOut.count, accuracy: heldOut.accuracy, loss: heldOut.loss, confusionMatrix: heldOut.confusionMatrix } }),
+      },
+      dataset: {
+        name: datasetInfo ? `${datasetInfo.name} (${datasetInfo.id}) + ${rehearsal.length} MNIST` : 'mnist',
+        trainCount: mixed.count,
+        testCount: mnistTest.count,
+        sha256: datasetInfo?.sha256 ?? mnistTrain.sha256,
+      },
+      lineage: { baseVersion: params.baseModel, dataset: params.dataset },
+      backend: tf.getBackend(),
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+

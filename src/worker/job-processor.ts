@@ -1,0 +1,165 @@
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { TrainingCancelledError, TrainingPausedError } from '../ml/train.ts';
+import { InvalidJobDataError, jobRequestId, parseJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-data.ts';
+import { CANCELLED_REASON } from '../queue/job-view.ts';
+import type { CheckpointStore } from '../store/checkpoint-store.ts';
+import type { ModelStore } from '../store/model-store.ts';
+import { findVersionOfJob } from './job-version.ts';
+import { runInSandbox } from './sandbox/fork.ts';
+import type { ToTrainer } from './sandbox/protocol.ts';
+
+/** Why BullMQ's signal of a running job was aborted, besides a cancel request. */
+export const STOP_REASONS = {
+  /** The worker is shutting down: checkpoint, give the job back to the queue. */
+  shutdown: 'worker shutting down',
+  /** Another worker may run the job now: stop without touching it. */
+  lockLost: 'job lock lost',
+} as const;
+
+export interface JobProcessorDeps {
+  store: ModelStore;
+  /** Where each job's training checkpoints live (shared by the workers, like the models). */
+  checkpoints: CheckpointStore;
+  datasetsDir: string;
+  backend: Extract<ToTrainer, { type: 'start' }>['backend'];
+  log: Logger;
+  isCancelled: (jobId: string) => Promise<boolean>;
+  publishVersion: (version: number) => Promise<void>;
+  /** Times a job may be found stalled (its worker died) and resumed before it fails (JOB_MAX_STALLS). */
+  maxStalls: number;
+  /** Least time between two progress writes to Redis. */
+  progressIntervalMs?: number;
+}
+
+/**
+ * The queue consumer for `train` and `finetune` jobs, "like an API route, but for the queue": validate, run the
+ * use case in a child process, relay progress, write the version, announce it. The child saves a
+ * checkpoint every epoch, so an attempt after a crash or a shutdown goes on from there.
+ */
+export function createJobProcessor(deps: JobProcessorDeps) {
+  const interval = deps.progressIntervalMs ?? 500;
+  return async (job: Job, token?: string, signal?: AbortSignal): Promise<TrainJobResult> => {
+    // Every line about the job names it and the API request that queued it (X-Request-Id), end to end.
+    const log = deps.log.child({ jobId: job.id, requestId: jobRequestId(job.data) });
+    const jobId = job.id!;
+    let params;
+    try {
+      params = parseJobData(job.data);
+    } catch (err) {
+      if (err instanceof InvalidJobDataError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
+    const giveUp = async (reason: string): Promise<never> => {
+      await deps.checkpoints.remove(jobId).catch((err) => log.warn({ err }, 'could not remove the checkpoint'));
+      throw new UnrecoverableError(reason);
+    };
+    if (await deps.isCancelled(jobId)) return giveUp(CANCELLED_REASON);
+    // An earlier attempt may have written the version and died before the job was marked done.
+    if (job.attemptsStarted > 1) {
+      const existing = await findVersionOfJob(deps.store, jobId, job.timestamp);
+      if (existing) {
+        log.info({ version: existing.version }, 'the version of this job was written by an earlier attempt; completing with it');
+        await deps.checkpoints.remove(jobId).catch(() => undefined);
+        await deps.publishVersion(existing.version).catch(() => undefined);
+        return { modelVersion: existing.version, metrics: { testAccuracy: existing.metrics.testAccuracy, testLoss: existing.metrics.testLoss } };
+      }
+    }
+
+    if (job.stalledCounter > deps.maxStalls) {
+      log.error({ stalls: job.stalledCounter }, 'job given up: its worker kept dying');
+      return giveUp(
+        `worker crashed ${job.stalledCounter} times while running this job (killed, out of memory, or out of touch with Redis for longer than JOB_LOCK_MS); given up after JOB_MAX_STALLS=${deps.maxStalls}`,
+      );
+    }
+
+    // Our own controllers: a cancel request (BullMQ's signal or the marker checked while training),
+    // a pause for a shutdown, or a stop because the lock went to another worker.
+    const cancel = new AbortController();
+    const pause = new AbortController();
+    let lockLost = false;
+    const onAbort = () => {
+      if (signal?.reason === STOP_REASONS.shutdown) pause.abort();
+      else {
+        lockLost = signal?.reason === STOP_REASONS.lockLost;
+        cancel.abort();
+      }
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const record: JobProgressRecord = { progress: null, history: [] };
+    let lastWrite = 0;
+    let lastCancelCheck = Date.now();
+    let writing: Promise<unknown> = Promise.resolve();
+    const flush = () => {
+      lastWrite = Date.now();
+      writing = writing.then(() => job.updateProgress({ ...record })).catch((err) => log.warn({ err }, 'progress update failed'));
+    };
+
+    log.info({ params, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'training started');
+    let outcome;
+    try {
+      outcome = await runInSandbox(
+        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId } },
+        (msg) => {
+          if (msg.type === 'warning') return log.warn(msg.message);
+          if (msg.type === 'resumed') {
+            const { epochsDone, batchesDone, history } = msg.position;
+            log.info({ epochsDone, batchesDone }, 'resuming from the checkpoint');
+            record.history = history;
+            record.resumedFromEpoch = epochsDone;
+            return flush();
+          }
+          if (msg.type === 'batch') record.progress = msg.progress;
+          if (msg.type === 'epoch') {
+            record.history.push(msg.stats);
+            log.info({ ...msg.stats }, 'epoch finished');
+          }
+          const now = Date.now();
+          if (msg.type === 'epoch' || now - lastWrite >= interval) flush();
+          if (now - lastCancelCheck >= 1000) {
+            lastCancelCheck = now;
+            void deps.isCancelled(jobId).then((c) => c && cancel.abort(), () => undefined);
+          }
+        },
+        { cancel: cancel.signal, pause: pause.signal },
+      );
+    } catch (err) {
+      await writing;
+      if (err instanceof TrainingCancelledError && lockLost) throw new Error('the job lock was lost; another worker goes on with the job');
+      if (err instanceof TrainingCancelledError) {
+        log.info('training cancelled');
+        return giveUp(CANCELLED_REASON);
+      }
+      if (pause.signal.aborted) {
+        // Back to the queue without counting an attempt; any worker resumes it from the checkpoint.
+        const at = err instanceof TrainingPausedError ? err.position : undefined;
+        log.info({ epochsDone: at?.epochsDone, batchesDone: at?.batchesDone }, 'training paused for shutdown; job back in the queue');
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      const willRetry = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      if (!willRetry) await deps.checkpoints.remove(jobId).catch(() => undefined);
+      throw err;
+    }
+    flush();
+    await writing;
+
+    const version = await deps.store.writeVersion(outcome.files, {
+      jobId,
+      createdAt: new Date().toISOString(),
+      architecture: outcome.architecture,
+      params,
+      ...(outcome.lineage && { lineage: outcome.lineage }),
+      dataset: outcome.dataset,
+      history: outcome.history,
+      metrics: outcome.metrics,
+      backend: outcome.backend,
+      durationMs: outcome.durationMs,
+    });
+    log.info({ version, testAccuracy: outcome.metrics.testAccuracy, durationMs: outcome.durationMs }, 'model version written');
+    await deps.checkpoints.remove(jobId).catch((err) => log.warn({ err }, 'could not remove the checkpoint'));
+    await deps.publishVersion(version).catch((err) => log.warn({ err, version }, 'could not announce the new version; the API will find it on its next poll'));
+    return { modelVersion: version, metrics: { testAccuracy: outcome.metrics.testAccuracy, testLoss: outcome.metrics.testLoss } };
+  };
+}

@@ -1,0 +1,50 @@
+import { initBackend } from '../../ml/backend.ts';
+import { TrainingCancelledError, TrainingPausedError, type BatchProgress, type EpochStats } from '../../ml/train.ts';
+import { CheckpointStore } from '../../store/checkpoint-store.ts';
+import { jobCheckpointer } from '../checkpointing.ts';
+import { runFinetuneJob } from '../finetune-job.ts';
+import { runTrainJob } from '../train-job.ts';
+import type { FromTrainer, ToTrainer } from './protocol.ts';
+
+// One training job in a child process of the worker. A process rather than a thread: the worker's
+// own event loop stays free to renew BullMQ's job lock, native TensorFlow (tfjs-node) is safe only
+// once per process, and the WebAssembly heap — which never shrinks — goes away with the job.
+const send = (msg: FromTrainer) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
+let cancelled = false;
+let pauseRequested = false;
+
+process.on('message', (msg: ToTrainer) => {
+  if (msg.type === 'cancel') cancelled = true;
+  if (msg.type === 'pause') pauseRequested = true;
+  if (msg.type === 'start') void run(msg);
+});
+// An orphan (the worker died) has no one to report to; its last checkpoint is on disk for the next attempt.
+process.on('disconnect', () => process.exit(1));
+// The worker decides when to stop (Ctrl-C or a group-wide SIGTERM reach this process too): it asks
+// for a checkpoint first, and this process goes when it is told or when the worker is gone.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined);
+
+async function run({ params, backend, paths, checkpoint }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
+  try {
+    await initBackend(backend);
+    const callbacks = {
+      onBatchEnd: (progress: BatchProgress) => void send({ type: 'batch', progress }),
+      onEpochEnd: (stats: EpochStats) => void send({ type: 'epoch', stats }),
+      shouldStop: () => cancelled,
+      shouldPause: () => pauseRequested && checkpoint !== undefined,
+    };
+    const checkpoints =
+      checkpoint &&
+      jobCheckpointer(new CheckpointStore(checkpoint.dir), checkpoint.jobId, params, {
+        onResume: (position) => void send({ type: 'resumed', position }),
+        onUnusable: (reason) => void send({ type: 'warning', message: `checkpoint not used, training from the start: ${reason}` }),
+      });
+    const outcome = params.type === 'finetune' ? await runFinetuneJob(params, paths, callbacks, checkpoints) : await runTrainJob(params, callbacks, checkpoints);
+    await send({ type: 'done', outcome });
+  } catch (err) {
+    if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });
+    else if (err instanceof TrainingPausedError) await send({ type: 'paused', position: err.position });
+    else await send({ type: 'error', message: (err as Error).message, stack: (err as Error).stack });
+  }
+  process.exit(0);
+}
