@@ -22,7 +22,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { loadMnist } from '../src/data/mnist.ts';
 import { ModelStore } from '../src/store/model-store.ts';
-import { writeTrainedVersion } from '../test/helpers/model.ts';
+import { writeFixtureVersion } from '../test/helpers/fixture-model.ts';
 import { encodeGrayPng } from '../test/helpers/png.ts';
 import { freePort, startProcess } from '../test/helpers/processes.ts';
 
@@ -91,7 +91,7 @@ try {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   process.stdout.write('training a small model… ');
   const store = new ModelStore(join(base, 'models'));
-  const version = await writeTrainedVersion(store);
+  const version = await writeFixtureVersion(store);
   console.log(`version ${version}`);
 
   const port = await freePort();

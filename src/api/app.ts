@@ -34,6 +34,13 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Every route but HEAD and the hidden ones (the page's files), for the check that OpenAPI has them all.
+  const publicRoutes: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    for (const method of [route.method].flat()) if (method !== 'HEAD') publicRoutes.push({ method, url: route.url });
+  });
+  app.decorate('publicRoutes', publicRoutes);
   app.setValidatorCompiler(validatorCompiler());
   // JSON bodies only, unless a route reads its own (predict's PNGs, uploads): text/plain is a 415.
   app.removeContentTypeParser('text/plain');
@@ -81,3 +88,9 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    publicRoutes: { method: string; url: string }[];
+  }
+}

@@ -8,10 +8,19 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi/openapi.json', 
 
 /** The OpenAPI document the routes describe; building the app needs no Redis, model or backend. */
 export async function openapiSpec(): Promise<unknown> {
+  return (await describeApi()).spec;
+}
+
+/**
+ * The document and the routes it should describe: every route the app registers, but HEAD and the
+ * ones hidden from it (the web page's files, the document itself), as `METHOD /openapi/{path}`.
+ */
+export async function describeApi(): Promise<{ spec: unknown; routes: string[] }> {
   const services = { config: loadConfig({}) } as ApiServices; // routes are registered, never called
   const app = await buildApp(services, { loggerInstance: pino({ level: 'silent' }) });
   await app.ready();
   const spec = app.swagger();
+  const routes = app.publicRoutes.map((r) => `${r.method} ${r.url.replace(/:(\w+)/g, '{$1}')}`);
   await app.close();
-  return spec;
+  return { spec, routes };
 }

@@ -6,6 +6,7 @@ import { DataParallelTrainer, defaultReplicas, replicationObstacle } from './dat
 import { evaluate } from './evaluate.ts';
 import { mulberry32, range, shuffleInPlace } from './random.ts';
 import { makeSchedule, type ScheduleSpec } from './schedules.ts';
+import type { BatchProgress, EpochStats } from '../schemas/jobs.ts';
 
 export interface TrainOptions {
   epochs: number;
@@ -41,24 +42,6 @@ function replicaCount(model: LayersModel, opts: TrainOptions, batches: number): 
 /** Adam and SGD read their learning rate at every step, so setting it before each step is a schedule. */
 function setLearningRate(model: LayersModel, lr: number): void {
   (model.optimizer as unknown as { learningRate: number }).learningRate = lr;
-}
-
-export interface BatchProgress {
-  epoch: number; // 1-based
-  epochs: number;
-  batch: number; // 1-based, within the epoch
-  batches: number;
-  /** Running means over the epoch so far. */
-  loss: number;
-  accuracy: number;
-}
-
-export interface EpochStats {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss?: number;
-  valAccuracy?: number;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 
 export const EvaluateBody = Type.Object(
-  { dataset: Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' }) },
+  { dataset: Type.Optional(Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' })) },
   { additionalProperties: false },
 );
 

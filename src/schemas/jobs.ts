@@ -194,8 +194,8 @@ export type JobView = Static<typeof JobSchema>;
 
 export const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 export const ListJobsQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
 });
 export const JobListSchema = Type.Object({
   items: Type.Array(Type.Ref('Job')),

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { mnistTestPngs, writeTrainedVersion } from '../helpers/model.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { makeZip } from '../helpers/zip.ts';
 
@@ -72,7 +73,7 @@ test('fine-tune jobs check their base model and dataset when queued', async () =
   assert.equal(noModel.statusCode, 400);
   assert.match(noModel.json().message, /train one first/);
 
-  await writeTrainedVersion(api.app.services.modelStore, { limit: 500 });
+  await writeFixtureVersion(api.app.services.modelStore);
   const { id: datasetId } = (await postZip(zip)).json();
   assert.match((await post({ type: 'finetune', baseModel: 7, dataset: datasetId })).json().message, /version 7 does not exist/);
   assert.match((await post({ type: 'finetune', baseModel: 'latest', dataset: 'ds_000000000000' })).json().message, /dataset: ds_000000000000 does not exist/);

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { trainingWorker } from '../../src/queue/queues.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { REDIS_URL, waitFor } from '../helpers/env.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { writeUntrainedVersion } from '../helpers/serving.ts';
 
 let api: TestApi;

@@ -7,7 +7,7 @@ import { createCnn } from '../../src/ml/architectures.ts';
 import { serializeModel } from '../../src/ml/serialize.ts';
 import { runFinetuneJob } from '../../src/worker/finetune-job.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart, type Part } from '../helpers/multipart.ts';
 
 let api: TestApi;

@@ -5,7 +5,7 @@ import { createApi, type RunningApi } from '../../src/api/start-api.ts';
 import type { ModelFiles } from '../../src/ml/model-files.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { waitFor } from '../helpers/env.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { untrainedModelFiles, writeModelFiles, writeUntrainedVersion } from '../helpers/serving.ts';
 
 /* Pin and roll back through the API, with two replicas sharing Redis and the models volume. */

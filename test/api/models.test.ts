@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { after, before, test } from 'node:test';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { writeTrainedVersion } from '../helpers/model.ts';
+import { FIXTURE_TRAINING, writeFixtureVersion } from '../helpers/fixture-model.ts';
 
 let api: TestApi;
 before(async () => {
@@ -19,8 +19,8 @@ test('with no versions the list is empty and nothing is served', async () => {
 
 test('versions are listed newest first with test accuracy and the served one marked', async () => {
   const { modelStore, registry } = api.app.services;
-  await writeTrainedVersion(modelStore, { limit: 600, seed: 1 });
-  await writeTrainedVersion(modelStore, { limit: 600, seed: 2 });
+  await writeFixtureVersion(modelStore);
+  await writeFixtureVersion(modelStore);
   await registry.refresh();
   const list = (await api.app.inject({ url: '/v1/models' })).json();
   assert.equal(list.servedVersion, 2);
@@ -35,8 +35,8 @@ test("a version's metadata has params, dataset, history, metrics with a 10×10 c
   const m = res.json();
   assert.equal(m.version, 1);
   assert.equal(m.architecture, 'cnn');
-  assert.equal(m.params.seed, 1);
-  assert.deepEqual({ name: m.dataset.name, trainCount: m.dataset.trainCount, testCount: m.dataset.testCount }, { name: 'mnist', trainCount: 600, testCount: 10000 });
+  assert.deepEqual(m.params, FIXTURE_TRAINING);
+  assert.deepEqual({ name: m.dataset.name, trainCount: m.dataset.trainCount, testCount: m.dataset.testCount }, { name: 'mnist', trainCount: FIXTURE_TRAINING.limit, testCount: 10000 });
   assert.match(m.dataset.sha256, /^[0-9a-f]{64}$/);
   assert.equal(m.history.length, 1);
   assert.equal(m.backend, 'wasm');

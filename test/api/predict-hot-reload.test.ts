@@ -8,7 +8,7 @@ import type { ModelFiles } from '../../src/ml/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { waitFor } from '../helpers/env.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { untrainedModelFiles, writeModelFiles } from '../helpers/serving.ts';
 
 /*

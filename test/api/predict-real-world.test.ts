@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { writeTrainedVersion } from '../helpers/model.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
 import { encodeGrayPng } from '../helpers/png.ts';
 import { renderDigits, type RenderedDigit } from '../helpers/real-world-digits.ts';
 
@@ -17,7 +17,7 @@ let api: TestApi;
 let digits: RenderedDigit[];
 before(async () => {
   api = await startTestApi({ MAX_IMAGES_PER_REQUEST: '25', BODY_LIMIT_BYTES: String(20 * 1024 * 1024) });
-  await writeTrainedVersion(api.app.services.modelStore, { limit: 5000 });
+  await writeFixtureVersion(api.app.services.modelStore);
   await api.app.services.registry.refresh();
   const testSet = await loadMnist('test');
   digits = renderDigits(testSet.images, testSet.labels, COUNT, 0, 11);

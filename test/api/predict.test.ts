@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { mnistTestPngs, writeTrainedVersion } from '../helpers/model.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { encodeGrayPng } from '../helpers/png.ts';
 
@@ -21,7 +22,7 @@ test('before any model exists predict answers 503 saying how to train one', asyn
 });
 
 test('a 28×28 MNIST digit as image/png is classified by the served version', async () => {
-  const version = await writeTrainedVersion(api.app.services.modelStore);
+  const version = await writeFixtureVersion(api.app.services.modelStore);
   await api.app.services.registry.refresh();
   const digits = await mnistTestPngs(20);
   let correct = 0;

@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
-import { mnistTestPngs, writeTrainedVersion } from '../helpers/model.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 
 // The page as people use it, in a real Chromium, against the real service: an API process and a
@@ -55,7 +56,7 @@ before(async () => {
   // `launch` gives every run a fresh temporary profile (its own --user-data-dir), removed on close.
   const launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   launching.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-  await writeTrainedVersion(new ModelStore(config.modelsDir));
+  await writeFixtureVersion(new ModelStore(config.modelsDir));
   await waitFor('the API to serve version 1', () => fetch(`${base}/readyz`).then((r) => r.json()).then((b) => b.servedVersion === 1, () => false), 60_000).catch((err) => {
     throw new Error(`${err.message}${serverLogs()}`);
   });

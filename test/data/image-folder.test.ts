@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { DatasetError } from '../../src/data/dataset-error.ts';
 import { readIdxUpload } from '../../src/data/idx-upload.ts';
 import { readImageFolderZip } from '../../src/data/image-folder.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { encodeIdx } from '../../src/data/idx.ts';

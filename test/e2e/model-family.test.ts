@@ -9,7 +9,7 @@ import { loadModel } from '../../src/ml/load-model.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { ARCHITECTURES } from '../../src/schemas/jobs.ts';

@@ -8,7 +8,7 @@ import { loadMnist } from '../../src/data/mnist.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { evaluate } from '../../src/ml/evaluate.ts';
 import { processEnv, testConfig, waitFor } from '../helpers/env.ts';
-import { mnistTestPngs } from '../helpers/model.ts';
+import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 

@@ -6,7 +6,8 @@ import { loadMnist } from '../../src/data/mnist.ts';
 import { createModel } from '../../src/ml/architectures.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { CheckpointError, encodeCheckpoint, restoreCheckpoint } from '../../src/ml/checkpoint.ts';
-import { train, TrainingPausedError, type EpochStats, type TrainOptions, type TrainPosition } from '../../src/ml/train.ts';
+import { train, TrainingPausedError, type TrainOptions, type TrainPosition } from '../../src/ml/train.ts';
+import type { EpochStats } from '../../src/schemas/jobs.ts';
 
 before(() => initBackend('wasm'));
 

@@ -6,7 +6,8 @@ import { createModel } from '../../src/ml/architectures.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { evaluate } from '../../src/ml/evaluate.ts';
 import { makeSchedule } from '../../src/ml/schedules.ts';
-import { splitIndices, train, TrainingCancelledError, type BatchProgress } from '../../src/ml/train.ts';
+import { splitIndices, train, TrainingCancelledError } from '../../src/ml/train.ts';
+import type { BatchProgress } from '../../src/schemas/jobs.ts';
 
 before(() => initBackend('wasm'));
 

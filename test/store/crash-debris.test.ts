@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { METADATA_JSON } from '../../src/store/model-store.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { writeTrainedVersion } from '../helpers/model.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
 
 // A worker killed between writing a version's files and renaming the directory into place leaves a
 // complete-looking `.tmp-…` directory behind. It must never be listed, served or fetched.
@@ -15,7 +15,7 @@ let store: ModelStore;
 before(async () => {
   api = await startTestApi({ PREDICT_WORKERS: '0' });
   store = new ModelStore(api.config.modelsDir);
-  await writeTrainedVersion(store, { limit: 300 });
+  await writeFixtureVersion(store);
   // The crash: version 1's files copied into a temporary directory whose metadata claims version 2.
   const debris = join(store.root, '.tmp-0b7c2f8e-crashed');
   await cp(store.versionDir(1), debris, { recursive: true });

@@ -15,7 +15,8 @@ import { DatasetStore } from '../../src/store/dataset-store.ts';
 import { filesToArtifacts } from '../../src/ml/model-files.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { runFinetuneJob, type StorePaths } from '../../src/worker/finetune-job.ts';
-import { finetuneJob, writeTrainedVersion } from '../helpers/model.ts';
+import { finetuneJob } from '../helpers/job-data.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
 
 // Data the base model finds hard: MNIST test digits turned a quarter clockwise (not the ones it trained on).
 let dir = '';
@@ -28,7 +29,7 @@ before(async () => {
   await initBackend('wasm');
   dir = await mkdtemp(join(tmpdir(), 'finetune-'));
   paths = { modelsDir: join(dir, 'models'), datasetsDir: join(dir, 'datasets') };
-  base = await writeTrainedVersion(new ModelStore(paths.modelsDir), { limit: 3000, batchSize: 16, seed: 1 });
+  base = await writeFixtureVersion(new ModelStore(paths.modelsDir));
   const test = await loadMnist('test');
   const n = 1200;
   rotated = { images: new Uint8Array(n * 784), labels: new Uint8Array(n), count: n };

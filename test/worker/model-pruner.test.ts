@@ -10,7 +10,7 @@ import { ModelStore } from '../../src/store/model-store.ts';
 import { createModelPruner, createWorkerModelPruner } from '../../src/worker/model-pruner.ts';
 import { startWorker } from '../../src/worker/start-worker.ts';
 import { REDIS_URL, testConfig, waitFor } from '../helpers/env.ts';
-import { finetuneJob, trainJob } from '../helpers/model.ts';
+import { finetuneJob, trainJob } from '../helpers/job-data.ts';
 import { fakeMetadata, fakeModelFiles } from '../helpers/store-fixtures.ts';
 
 // Retention as the worker runs it: what is in use comes from Redis (pin, replicas' reports, queued fine-tunes).

@@ -17,7 +17,7 @@ export const evaluateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req) => {
     const { version } = req.params;
-    const { dataset } = req.body;
+    const dataset = req.body.dataset!; // the schema's default fills it in
     const { modelStore, datasetStore } = app.services;
     const files = await modelStore.readModelFiles(version);
     const data = dataset === 'mnist' ? await loadMnist('test') : await datasetStore.load(dataset);

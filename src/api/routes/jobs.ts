@@ -28,7 +28,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/jobs', {
     schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: ListJobsQuery, response: { 200: JobListSchema, ...errorResponses(400, 503) } },
   }, async (req) => {
-    const { limit, offset } = req.query;
+    const { limit, offset } = req.query as Required<typeof req.query>; // the schema's defaults fill them in
     const { items, total } = await app.services.jobs.list(offset, limit);
     return { items, total, limit, offset };
   });

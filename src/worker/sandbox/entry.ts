@@ -1,5 +1,6 @@
 import { initBackend } from '../../ml/backend.ts';
-import { TrainingCancelledError, TrainingPausedError, type BatchProgress, type EpochStats } from '../../ml/train.ts';
+import { TrainingCancelledError, TrainingPausedError } from '../../ml/train.ts';
+import type { BatchProgress, EpochStats } from '../../schemas/jobs.ts';
 import { CheckpointStore } from '../../store/checkpoint-store.ts';
 import { jobCheckpointer } from '../checkpointing.ts';
 import { runFinetuneJob } from '../finetune-job.ts';

@@ -1,5 +1,6 @@
 import type { BackendName } from '../../config.ts';
-import type { BatchProgress, EpochStats, TrainPosition } from '../../ml/train.ts';
+import type { TrainPosition } from '../../ml/train.ts';
+import type { BatchProgress, EpochStats } from '../../schemas/jobs.ts';
 import type { JobData } from '../../queue/job-data.ts';
 import type { StorePaths } from '../finetune-job.ts';
 import type { TrainingOutcome } from '../train-job.ts';
