@@ -28,6 +28,32 @@ export const ConfigSchema = Type.Object({
   QUEUE_PREFIX: Type.String({ default: 'mnist', description: 'Redis key prefix, so several deployments can share one Redis' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 5 * 1024 * 1024, description: 'largest request body accepted' }),
   MAX_IMAGES_PER_REQUEST: Type.Integer({ minimum: 1, default: 64, description: 'most images in one predict request (multipart files or JSON array items)' }),
+  PREDICT_MAX_PIXELS: Type.Integer({
+    minimum: 784,
+    default: 16_777_216,
+    description: "most decoded pixels in one predict request, over all its images (one 4096×4096 image's worth); checked from the PNG headers before decoding; more → 413",
+  }),
+  UPLOAD_MAX_PIXELS: Type.Integer({
+    minimum: 784,
+    default: 134_217_728,
+    description: 'most decoded pixels in one dataset upload, over all its PNG images (eight 4096×4096 images\' worth); checked from the PNG headers before decoding; more → 413',
+  }),
+  DATASETS_MAX_BYTES: Type.Integer({
+    minimum: 0,
+    default: 1_073_741_824,
+    description: 'most bytes all stored datasets (and feedback) may take in DATASETS_DIR; an upload that would pass it → 507 (0 = no limit)',
+  }),
+  REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 120_000,
+    description: 'longest a client may take to send a whole request, headers and body; slower → 408 and the connection closed',
+  }),
+  REFUSED_BODY_DRAIN_BYTES: Type.Integer({
+    minimum: 0,
+    default: 8 * 1024 * 1024,
+    description: 'after an early refusal (401, 403, 413, 415, 429) the API answers at once with Connection: close, then reads and discards at most this much of the body before closing, so a client that writes its whole body first still reads the answer',
+  }),
+  REFUSED_BODY_DRAIN_MS: Type.Integer({ minimum: 0, default: 5000, description: 'the longest the API keeps discarding a refused body (see REFUSED_BODY_DRAIN_BYTES)' }),
   MODEL_POLL_MS: Type.Integer({
     minimum: 0,
     default: 1000,
@@ -41,7 +67,7 @@ export const ConfigSchema = Type.Object({
     default: 1,
     description: 'how long a predict request waits for others to batch with when the model is idle (as TF Serving batch_timeout_micros, in ms; 0 = only those already arrived)',
   }),
-  PREDICT_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API; 0 = run inference on the HTTP event loop' }),
+  PREDICT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API: they decode images and run the models, so the HTTP event loop never does' }),
   API_SHUTDOWN_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     default: 10_000,
@@ -68,6 +94,27 @@ export const ConfigSchema = Type.Object({
   PREDICT_RATE_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60, description: 'the window PREDICT_RATE_LIMIT counts over, in seconds' }),
   MAX_EVENT_STREAMS: Type.Integer({ minimum: 1, default: 500, description: 'most job event streams (GET /v1/jobs/{id}/events) one API process keeps open; more → 503 with Retry-After' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 1, description: 'training jobs one worker process runs at once' }),
+  MAX_QUEUED_JOBS: Type.Integer({ minimum: 1, default: 100, description: 'most training jobs waiting for a worker; past it POST /v1/jobs → 429 with Retry-After' }),
+  JOB_MAX_SECONDS: Type.Integer({
+    minimum: 60,
+    default: 6 * 3600,
+    description: "longest a job may run (each job's maxDurationSeconds defaults to it and may not exceed it); the worker stops a job past its budget and fails it with the reason",
+  }),
+  JOB_MAX_RSS_MB: Type.Integer({
+    minimum: 256,
+    default: 4096,
+    description: "a job's child process is killed (and the job failed with the reason) when its resident memory passes this; a WebAssembly heap is not bounded by V8's heap flags",
+  }),
+  IMPORT_MAX_ACTIVATIONS: Type.Integer({
+    minimum: 1000,
+    default: 4_000_000,
+    description: "most values an imported model's layers may produce for one image, summed over its layers (estimated from their shapes before the model runs); more → the import job fails with the reason",
+  }),
+  IMPORT_MAX_MACS: Type.Integer({
+    minimum: 1000,
+    default: 500_000_000,
+    description: "most multiply-accumulates an imported model may take for one image (estimated from its layers' shapes before it runs); more → the import job fails with the reason",
+  }),
   CHECKPOINTS_DIR: Type.String({
     default: '',
     description: 'directory (shared by the workers) for per-epoch training checkpoints, one file per running job; empty = .checkpoints in MODELS_DIR',

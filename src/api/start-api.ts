@@ -8,7 +8,6 @@ import { redisKeys } from '../redis/keys.ts';
 import { trainingQueue } from '../queue/queues.ts';
 import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 import { PredictBatcher } from '../serving/batcher.ts';
-import { LocalEngine, type InferenceEngine } from '../serving/inference.ts';
 import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
 import { reportServedVersion } from '../redis/served-versions.ts';
@@ -40,7 +39,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const datasetStore = new DatasetStore(config.datasetsDir);
   const jobs = new JobService(queue, redis, keys);
 
-  const engine: InferenceEngine = config.PREDICT_WORKERS > 0 ? await InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log) : new LocalEngine();
+  const engine = await InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log);
   const registry = new ModelRegistry(modelStore, engine, log, { cacheSize: config.MODEL_CACHE_SIZE, pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents) });
   const metrics = new ApiMetrics({ jobCounts: () => queue.getJobCounts() });
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);

@@ -117,7 +117,7 @@ export interface Cluster {
 export async function startCluster(workerEnv: Record<string, string> = {}, workerNames = ['a', 'b']): Promise<Cluster> {
   const { config, cleanup } = await testConfig();
   const port = await freePort();
-  const env = processEnv(config, port, { PREDICT_WORKERS: '0' });
+  const env = processEnv(config, port);
   const api = startProcess('src/api.ts', env);
   const fullWorkerEnv = { ...env, ...workerEnv };
   const workers = workerNames.map((name) => startWorkerProcess(name, fullWorkerEnv));

@@ -29,7 +29,7 @@ describe('through the API and a real BullMQ worker', () => {
   let worker: ReturnType<typeof trainingWorker> | undefined;
 
   before(async () => {
-    api = await startTestApi({ JOB_RETENTION_SECONDS: '3600', JOB_RETENTION_COUNT: '2', PREDICT_WORKERS: '0' });
+    api = await startTestApi({ JOB_RETENTION_SECONDS: '3600', JOB_RETENTION_COUNT: '2' });
     connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   });
   after(async () => {

@@ -13,7 +13,7 @@ let api: TestApi;
 let store: ModelStore;
 
 before(async () => {
-  api = await startTestApi({ PREDICT_WORKERS: '0' });
+  api = await startTestApi();
   store = new ModelStore(api.config.modelsDir);
   await writeFixtureVersion(store);
   // The crash: version 1's files copied into a temporary directory whose metadata claims version 2.
