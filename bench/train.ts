@@ -109,7 +109,7 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
   const batchTimes: number[] = [];
   const epochTimes: number[] = [];
   const started = performance.now();
-  const { result: outcome, peakMb } = await withPeakRss(process.pid, () =>
+  const { result, peakMb } = await withPeakRss(process.pid, () =>
     runInSandbox({ params, backend: 'wasm', paths: { modelsDir: tmpdir(), datasetsDir: tmpdir() } }, (msg) => {
       if (msg.type === 'batch') {
         batchTimes.push(performance.now());
@@ -119,6 +119,8 @@ async function benchOurs(): Promise<Side & { peakMb: number; backend: string }> 
     }),
   );
   endProgress();
+  if (result.kind !== 'version') throw new Error('the training gave back no version');
+  const { outcome } = result;
   const batchesPerEpoch = Math.ceil(60000 / params.batchSize);
   // Images between the end of the warm-up batches and the end of the last batch (evaluation excluded).
   const timed = batchTimes.length - 1 - WARMUP_BATCHES;

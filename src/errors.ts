@@ -14,7 +14,11 @@ export type ErrorKind =
   /** The request contradicts the current state (a job that has already ended). */
   | 'conflict'
   /** Not now, but the same request will work later (no model yet, too many streams). */
-  | 'unavailable';
+  | 'unavailable'
+  /** The service has more of this work waiting than it takes: come back later (Retry-After). */
+  | 'busy'
+  /** The service has no room to store what was sent (a storage quota is full): freeing space makes it work. */
+  | 'insufficient-storage';
 
 export class ServiceError extends Error {
   constructor(

@@ -52,16 +52,6 @@ export function evaluate(model: LayersModel, data: LabelledImages, indices: Uint
   return tally.result();
 }
 
-/** The same, yielding to the event loop between small batches: for a process that also serves requests. */
-export async function evaluateYielding(model: LayersModel, data: LabelledImages, indices: Uint32Array = range(data.count), batchSize = 250): Promise<Evaluation> {
-  const tally = new Tally();
-  for (let start = 0; start < indices.length; start += batchSize) {
-    tally.addBatch(model, data, indices.subarray(start, Math.min(start + batchSize, indices.length)));
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  return tally.result();
-}
-
 /** Accuracy of each digit: the confusion matrix diagonal over its row. */
 export function perClassAccuracy(confusion: number[][]): (number | null)[] {
   return confusion.map((row, digit) => {

@@ -1,45 +1,31 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { loadModel } from './load-model.ts';
 import { DIGIT_PIXELS, DIGIT_SHAPE, NUM_CLASSES } from '../schemas/digit.ts';
-import { ServiceError } from '../errors.ts';
-
-export class ModelImportError extends ServiceError {
-  constructor(message: string) {
-    super('invalid', message);
-  }
-}
-
-/** Bytes per element of each weight dtype, or of its quantised storage. */
-const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
-
-function weightBytes(spec: tf.io.WeightsManifestEntry): number {
-  const dtype = spec.quantization?.dtype ?? spec.dtype;
-  const per = BYTES[dtype];
-  if (!per) throw new ModelImportError(`weight ${spec.name} has unsupported dtype ${dtype}`);
-  return per * spec.shape.reduce((a, b) => a * b, 1);
-}
-
-/** The manifest is user input: its shape is checked before any of it is used. */
-function checkManifest(manifest: unknown[], jsonName: string): asserts manifest is tf.io.WeightsManifestConfig {
-  for (const group of manifest) {
-    const g = group as { paths?: unknown; weights?: unknown } | null;
-    if (!g || typeof g !== 'object' || !Array.isArray(g.paths) || !g.paths.every((p) => typeof p === 'string') || !Array.isArray(g.weights)) {
-      throw new ModelImportError(`${jsonName}: each weightsManifest entry needs a list of file paths and a list of weights`);
-    }
-    for (const w of g.weights as unknown[]) {
-      const spec = w as { name?: unknown; dtype?: unknown; shape?: unknown } | null;
-      if (!spec || typeof spec !== 'object' || typeof spec.name !== 'string' || typeof spec.dtype !== 'string' || !Array.isArray(spec.shape) || !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new ModelImportError(`${jsonName}: weight ${JSON.stringify(spec?.name ?? null)} needs a name, a dtype and a shape of whole numbers`);
-      }
-    }
-  }
-}
+import { loadModel } from './load-model.ts';
+import { estimateCost, type ModelCost } from './model-cost.ts';
+import { checkModelUpload, ModelImportError } from './model-upload.ts';
 
 export interface ImportedModel {
   model: tfl.LayersModel;
   /** What was done to make it take a 28×28×1 image and give 10 probabilities. */
   adapted: string[];
+  /** What one image costs it, estimated from its layers' shapes. */
+  cost: ModelCost;
+}
+
+/** The most one image may cost an imported model (IMPORT_MAX_ACTIVATIONS, IMPORT_MAX_MACS). */
+export interface CostBudget {
+  maxActivations: number;
+  maxMacs: number;
+}
+
+function refuseOverBudget(cost: ModelCost, budget: CostBudget): void {
+  const where = `most in layer ${cost.heaviest.layer} (${cost.heaviest.className})`;
+  const n = (x: number) => x.toLocaleString('en');
+  if (cost.activations > budget.maxActivations) {
+    throw new ModelImportError(`the model would produce ${n(cost.activations)} values per image, ${where}; at most ${n(budget.maxActivations)} (IMPORT_MAX_ACTIVATIONS)`);
+  }
+  if (cost.macs > budget.maxMacs) throw new ModelImportError(`the model would take ${n(cost.macs)} multiply-accumulates per image, ${where}; at most ${n(budget.maxMacs)} (IMPORT_MAX_MACS)`);
 }
 
 /**
@@ -48,39 +34,10 @@ export interface ImportedModel {
  * fine-tune: it must load, take [28,28,1] or [784] and give 10 outputs. A [784]-input model gets a
  * flatten in front; a model whose outputs are not probabilities (logits) gets a softmax at the end.
  */
-export async function importLayersModel(files: Map<string, Buffer>): Promise<ImportedModel> {
-  const jsonName = files.has('model.json') ? 'model.json' : [...files.keys()].find((n) => n.endsWith('.json'));
-  if (!jsonName) throw new ModelImportError('no model.json among the uploaded files');
-  let json: tf.io.ModelJSON;
-  try {
-    json = JSON.parse(files.get(jsonName)!.toString('utf8')) as tf.io.ModelJSON;
-  } catch (err) {
-    throw new ModelImportError(`${jsonName} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new ModelImportError(`${jsonName} is not a TensorFlow.js model (it needs modelTopology and weightsManifest)`);
-  }
-  if (json.format && json.format !== 'layers-model') {
-    throw new ModelImportError(`${jsonName} is a ${json.format}; only layers models are supported (tensorflowjs_converter --output_format=tfjs_layers_model)`);
-  }
+export async function importLayersModel(files: Map<string, Buffer>, budget: CostBudget): Promise<ImportedModel> {
+  const { json, specs, weightFiles } = checkModelUpload(files);
+  const weights = Buffer.concat(weightFiles.map((name) => files.get(name)!));
 
-  checkManifest(json.weightsManifest, jsonName);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const parts: Buffer[] = [];
-  for (const group of json.weightsManifest) {
-    const groupBytes = group.weights.reduce((n, w) => n + weightBytes(w), 0);
-    const buffers = group.paths.map((path) => {
-      const name = path.split('/').pop()!;
-      const buf = files.get(name);
-      if (!buf) throw new ModelImportError(`weight file ${name} named by ${jsonName} was not uploaded`);
-      return buf;
-    });
-    const got = buffers.reduce((n, b) => n + b.length, 0);
-    if (got !== groupBytes) throw new ModelImportError(`weight files ${group.paths.join(', ')} hold ${got} bytes; the manifest describes ${groupBytes}`);
-    parts.push(...buffers);
-    specs.push(...group.weights);
-  }
-  const weights = Buffer.concat(parts);
 
   let model: tfl.LayersModel;
   try {
@@ -94,7 +51,11 @@ export async function importLayersModel(files: Map<string, Buffer>): Promise<Imp
   }
 
   const adapted: string[] = [];
+  let cost: ModelCost;
   try {
+    // Before anything runs: a model of a few hundred bytes can ask for gigabytes (UpSampling2D 60×60).
+    cost = estimateCost(model);
+    refuseOverBudget(cost, budget);
     if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new ModelImportError('the model must have one input and one output');
     const input = model.inputs[0].shape.slice(1).join(',');
     const output = model.outputs[0].shape;
@@ -115,13 +76,13 @@ export async function importLayersModel(files: Map<string, Buffer>): Promise<Imp
     model.dispose();
     throw err;
   }
-  return { model, adapted };
+  return { model, adapted, cost };
 }
 
 /** The same layers with some before and after: flat for a Sequential (so freezing by layer still works), nested otherwise. */
 function withLayers(model: tfl.LayersModel, before: tfl.layers.Layer[], after: tfl.layers.Layer[]): tfl.LayersModel {
   if (model instanceof tfl.Sequential) return tfl.sequential({ layers: [...before, ...model.layers, ...after] });
-  const input = tfl.input({ shape: [28, 28, 1] });
+  const input = tfl.input({ shape: DIGIT_SHAPE });
   let x = before.reduce<tfl.SymbolicTensor>((t, l) => l.apply(t) as tfl.SymbolicTensor, input);
   x = model.apply(x) as tfl.SymbolicTensor;
   x = after.reduce<tfl.SymbolicTensor>((t, l) => l.apply(t) as tfl.SymbolicTensor, x);

@@ -55,3 +55,15 @@ export function filesToArtifacts(files: ModelFiles): io.ModelArtifacts {
     weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
   };
 }
+
+/**
+ * How many layers a saved model has, counted as `model.layers` counts them once it is loaded (a
+ * Sequential model's input is not a layer there; a functional model's is): what a numeric `freeze`
+ * is checked against before a fine-tune job is queued.
+ */
+export function layerCount(modelJson: io.ModelJSON): number {
+  const topology = modelJson.modelTopology as { class_name?: string; config?: { layers?: { class_name?: string }[] } | { class_name?: string }[] } | undefined;
+  const config = topology?.config;
+  const layers = Array.isArray(config) ? config : (config?.layers ?? []);
+  return topology?.class_name === 'Sequential' ? layers.filter((l) => l.class_name !== 'InputLayer').length : layers.length;
+}

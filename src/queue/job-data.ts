@@ -2,23 +2,31 @@ import { Value } from 'typebox/value';
 import {
   AugmentSchema,
   defaultBatchSize,
+  EvaluateParamsSchema,
   FinetuneParamsSchema,
+  ImportParamsSchema,
   TrainParamsSchema,
   type BatchProgress,
   type EpochStats,
+  type EvaluateParams,
   type FinetuneParams,
+  type ImportParams,
   type JobRequest,
   type TrainParams,
 } from '../schemas/jobs.ts';
 import type { Static } from 'typebox';
+import type { Evaluation } from '../schemas/evaluation.ts';
 
 export type AugmentParams = Required<Static<typeof AugmentSchema>>;
-type Filled<T> = Required<Omit<T, 'augment'>> & { augment?: AugmentParams };
+type Filled<T> = Required<Omit<T, 'augment' | 'maxDurationSeconds'>> & { augment?: AugmentParams; maxDurationSeconds?: number };
 
 /** What the queue carries: the request with every default filled in, the seed fixed, `latest` resolved. */
 export type TrainJobData = Filled<TrainParams>;
 export type FinetuneJobData = Filled<FinetuneParams> & { baseModel: number };
+/** A training job: what POST /v1/jobs queues on the training queue. */
 export type JobData = TrainJobData | FinetuneJobData;
+/** A model job: what POST /v1/models and POST /v1/models/{v}/evaluate queue on their own queue. */
+export type ModelJobData = ImportParams | EvaluateParams;
 
 /**
  * What the API stores in a job's data beside the params, for the logs only: the id of the HTTP
@@ -68,6 +76,16 @@ export function parseJobData(data: unknown): JobData {
   return params as JobData;
 }
 
+/** Worker side: a model job's data, validated like a training job's. */
+export function parseModelJobData(data: unknown): ModelJobData {
+  const params = withoutJobMeta(data) as ModelJobData | null;
+  const schema = params?.type === 'import' ? ImportParamsSchema : params?.type === 'evaluate' ? EvaluateParamsSchema : undefined;
+  if (!schema) throw new InvalidJobDataError(`job data has an unknown type ${JSON.stringify(params?.type)}`);
+  const errors = [...Value.Errors(schema, params)];
+  if (errors.length > 0) throw new InvalidJobDataError(`invalid job data at ${errors[0].instancePath || '/'}: ${errors[0].message}`);
+  return params!;
+}
+
 /** What a worker stores as BullMQ job progress. */
 export interface JobProgressRecord {
   progress: BatchProgress | null;
@@ -76,8 +94,15 @@ export interface JobProgressRecord {
   resumedFromEpoch?: number;
 }
 
-/** What a train job returns on success. */
+/** What a train, fine-tune or import job returns on success: the version it wrote. */
 export interface TrainJobResult {
   modelVersion: number;
   metrics: { testAccuracy: number; testLoss: number };
 }
+
+/** What an evaluate job returns on success. */
+export interface EvaluateJobResult {
+  evaluation: Evaluation;
+}
+
+export type ModelJobResult = TrainJobResult | EvaluateJobResult;

@@ -1,5 +1,7 @@
 import type { JobsOptions, KeepJobs } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import type { RedisKeys } from '../redis/keys.ts';
 
 type RetentionConfig = Pick<Config, 'JOB_RETENTION_SECONDS' | 'JOB_RETENTION_COUNT'>;
 
@@ -27,3 +29,44 @@ export function workerJobRetention(config: RetentionConfig): { removeOnComplete?
   const keep = keepFinishedJobs(config);
   return keep ? { removeOnComplete: keep, removeOnFail: keep } : {};
 }
+
+/**
+ * The service's own job keys follow BullMQ's retention: ids in the jobs index and in the
+ * cancelled set whose job BullMQ has removed are dropped, so neither grows for ever. Returns how
+ * many were dropped. Read in pages, so a large index costs a few round trips, not one long command.
+ */
+export async function pruneJobKeys(redis: Redis, keys: Pick<RedisKeys, 'jobIndex' | 'cancelled'>, queues: { toKey: (type: string) => string }[]): Promise<number> {
+  const exists = async (ids: string[]) => {
+    const pipeline = redis.pipeline();
+    for (const id of ids) for (const q of queues) pipeline.exists(q.toKey(id));
+    const answers = ((await pipeline.exec()) ?? []).map(([err, n]) => (err ? 1 : Number(n))); // an error keeps the id
+    return ids.map((_, i) => answers.slice(i * queues.length, (i + 1) * queues.length).some((n) => n > 0));
+  };
+  let dropped = 0;
+  for (let start = 0; ; start += PAGE) {
+    const ids = await redis.zrange(keys.jobIndex, start, start + PAGE - 1);
+    if (ids.length === 0) break;
+    const alive = await exists(ids);
+    const removed = ids.filter((_, i) => !alive[i]);
+    if (removed.length > 0) {
+      await redis.zrem(keys.jobIndex, ...removed);
+      dropped += removed.length;
+      start -= removed.length; // the page after shifted down by as many
+    }
+  }
+  let cursor = '0';
+  do {
+    const [next, ids] = await redis.sscan(keys.cancelled, cursor, 'COUNT', PAGE);
+    cursor = next;
+    if (ids.length === 0) continue;
+    const alive = await exists(ids);
+    const removed = ids.filter((_, i) => !alive[i]);
+    if (removed.length > 0) {
+      await redis.srem(keys.cancelled, ...removed);
+      dropped += removed.length;
+    }
+  } while (cursor !== '0');
+  return dropped;
+}
+
+const PAGE = 500;

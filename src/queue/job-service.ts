@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { TrainingQueue } from './queues.ts';
 import type { Redis } from 'ioredis';
-import type { JobData, JobMeta } from './job-data.ts';
-import { FINISHED_JOB_STATES, type JobView } from '../schemas/jobs.ts';
-import { toJobView } from './job-view.ts';
-import type { RedisKeys } from '../redis/keys.ts';
 import { ServiceError } from '../errors.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import { FINISHED_JOB_STATES, type JobView } from '../schemas/jobs.ts';
+import type { JobData, JobMeta, ModelJobData } from './job-data.ts';
+import { toJobView } from './job-view.ts';
+import type { ModelJobsQueue, TrainingQueue } from './queues.ts';
+
+/** The form of the ids this service hands out; anything else cannot be a job of ours (BullMQ keeps `meta`, `id`, `events`… beside them). */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class JobNotFoundError extends ServiceError {
   constructor(id: string) {
@@ -13,32 +16,53 @@ export class JobNotFoundError extends ServiceError {
   }
 }
 
+/** Too many training jobs already wait for a worker: the client should come back later. */
+export class QueueFullError extends ServiceError {
+  constructor(readonly waiting: number) {
+    super('busy', `${waiting} training jobs are already waiting for a worker (MAX_QUEUED_JOBS); try again when some have started`);
+  }
+}
+
+/** A new job's id, in the form `get` accepts; staged uploads are named by it before the job is queued. */
+export const newJobId = (): string => randomUUID();
+
 /**
  * What the API does with jobs: enqueue, read, list and cancel. It never trains; the state a client
  * sees is BullMQ's, plus the cancellation marker that BullMQ has no notion of for queued jobs.
+ * Training jobs and model jobs (import, evaluate) live on two queues and share one index.
  */
 export class JobService {
   constructor(
-    private readonly queue: TrainingQueue,
+    private readonly training: TrainingQueue,
+    private readonly modelJobs: ModelJobsQueue,
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
+    private readonly maxQueued = Infinity,
   ) {}
 
   /** `meta.requestId` (the HTTP request's id) travels in the job's data, so the worker's log lines for the job carry it. */
-  async enqueue(data: JobData, meta: JobMeta = {}): Promise<JobView> {
-    const id = randomUUID();
-    const job = await this.queue.add(data.type, { ...data, ...meta }, { jobId: id });
+  async enqueue(data: JobData | ModelJobData, meta: JobMeta = {}, id = newJobId()): Promise<JobView> {
+    let job;
+    if (data.type === 'train' || data.type === 'finetune') {
+      const waiting = await this.training.count();
+      if (waiting >= this.maxQueued) throw new QueueFullError(waiting);
+      job = await this.training.add(data.type, { ...data, ...meta }, { jobId: id });
+    } else job = await this.modelJobs.add(data.type, { ...data, ...meta }, { jobId: id });
     await this.redis.zadd(this.keys.jobIndex, job.timestamp, id);
     return toJobView(job, 'waiting', false);
   }
 
   async get(id: string): Promise<JobView | undefined> {
-    // The state first, then the job's fields: read the other way round, a job finishing in between
-    // would look finished without its result (a "succeeded" job with no modelVersion).
-    const [state, cancelled] = await Promise.all([this.queue.getJobState(id), this.redis.sismember(this.keys.cancelled, id)]);
-    const job = await this.queue.getJob(id);
-    if (!job) return undefined;
-    return toJobView(job, state, cancelled === 1);
+    if (!JOB_ID.test(id)) return undefined;
+    for (const queue of [this.training, this.modelJobs] as const) {
+      // The state first, then the job's fields: read the other way round, a job finishing in between
+      // would look finished without its result (a "succeeded" job with no modelVersion).
+      const [state, cancelled] = await Promise.all([queue.getJobState(id), this.redis.sismember(this.keys.cancelled, id)]);
+      if (state === 'unknown') continue;
+      const job = await queue.getJob(id);
+      if (job) return toJobView(job, state, cancelled === 1);
+    }
+    return undefined;
   }
 
   async list(offset: number, limit: number): Promise<{ items: JobView[]; total: number }> {

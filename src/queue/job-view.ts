@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { JobState, JobType, JobView } from '../schemas/jobs.ts';
-import { withoutJobMeta, type JobProgressRecord, type TrainJobResult } from './job-data.ts';
+import { withoutJobMeta, type EvaluateJobResult, type JobProgressRecord, type TrainJobResult } from './job-data.ts';
 
 /** BullMQ's reason for a job ended by cancellation; the worker fails the job with it. */
 export const CANCELLED_REASON = 'cancelled';
@@ -23,7 +23,7 @@ export function toJobState(bullState: string, cancelRequested: boolean, failedRe
 export function toJobView(job: Job, bullState: string, cancelRequested: boolean): JobView {
   const state = toJobState(bullState, cancelRequested, job.failedReason);
   const progress = (job.progress && typeof job.progress === 'object' ? job.progress : { progress: null, history: [] }) as JobProgressRecord;
-  const result = job.returnvalue as TrainJobResult | null | undefined;
+  const result = job.returnvalue as Partial<TrainJobResult & EvaluateJobResult> | null | undefined;
   const view: JobView = {
     id: job.id!,
     type: job.name as JobType,
@@ -38,6 +38,7 @@ export function toJobView(job: Job, bullState: string, cancelRequested: boolean)
     view.modelVersion = result.modelVersion;
     view.metrics = result.metrics;
   }
+  if (result?.evaluation) view.evaluation = result.evaluation;
   if (state === 'failed' && job.failedReason) view.error = job.failedReason;
   if (cancelRequested && state === 'running') view.cancelRequested = true;
   const startedAt = iso(job.processedOn);

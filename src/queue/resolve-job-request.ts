@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { JobRequest } from '../schemas/jobs.ts';
+import { layerCount } from '../ml/model-files.ts';
 import { withDefaults, type JobData } from './job-data.ts';
 import { ServiceError } from '../errors.ts';
 
@@ -16,10 +17,14 @@ export class JobRequestError extends ServiceError {
  * checked now (so a typo fails the POST, not a worker minutes later), `latest` pinned to a number
  * (so the job's lineage is what it was when queued).
  */
-export async function resolveJobRequest(request: JobRequest, deps: { modelStore: ModelStore; datasetStore: DatasetStore }): Promise<JobData> {
+export async function resolveJobRequest(request: JobRequest, deps: { modelStore: ModelStore; datasetStore: DatasetStore; maxSeconds: number }): Promise<JobData> {
   const params = withDefaults(request);
   const seed = params.seed ?? randomInt(0, 2 ** 31 - 1);
-  if (params.type === 'train') return { ...params, seed };
+  const [low, high] = params.augment?.scale ?? [1, 1];
+  if (low > high) throw new JobRequestError(`augment.scale: the range [${low}, ${high}] runs backwards; give the smaller zoom first`);
+  const maxDurationSeconds = params.maxDurationSeconds ?? deps.maxSeconds;
+  if (maxDurationSeconds > deps.maxSeconds) throw new JobRequestError(`maxDurationSeconds: at most ${deps.maxSeconds} (JOB_MAX_SECONDS), got ${maxDurationSeconds}`);
+  if (params.type === 'train') return { ...params, seed, maxDurationSeconds };
 
   let baseModel: number;
   if (params.baseModel === 'latest') {
@@ -30,10 +35,16 @@ export async function resolveJobRequest(request: JobRequest, deps: { modelStore:
     baseModel = params.baseModel;
     if (!(await deps.modelStore.exists(baseModel))) throw new JobRequestError(`baseModel: model version ${baseModel} does not exist`);
   }
+  if (typeof params.freeze === 'number') {
+    const layers = layerCount(await deps.modelStore.readModelJson(baseModel));
+    if (params.freeze >= layers) {
+      throw new JobRequestError(`freeze: version ${baseModel} has ${layers} layers, so freezing ${params.freeze} leaves nothing to train; freeze at most ${layers - 1}, or "features"`);
+    }
+  }
   if (params.dataset !== 'mnist') {
     await deps.datasetStore.get(params.dataset).catch(() => {
       throw new JobRequestError(`dataset: ${params.dataset} does not exist (upload one with POST /v1/datasets, or use "mnist")`);
     });
   }
-  return { ...params, seed, baseModel };
+  return { ...params, seed, baseModel, maxDurationSeconds };
 }

@@ -1,4 +1,4 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 
 export const EvaluateBody = Type.Object(
   { dataset: Type.Optional(Type.String({ minLength: 1, default: 'mnist', description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' })) },
@@ -14,3 +14,4 @@ export const EvaluationSchema = Type.Object({
   perClassAccuracy: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'digit 0-9; null where the dataset has no example of it' }),
   confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'confusionMatrix[actual][predicted]' }),
 });
+export type Evaluation = Static<typeof EvaluationSchema>;

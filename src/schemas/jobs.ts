@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { EvaluationSchema } from './evaluation.ts';
 import { StringEnum } from './string-enum.ts';
 
 /**
@@ -6,7 +7,7 @@ import { StringEnum } from './string-enum.ts';
  * OpenAPI and defaults in one place), the vocabulary they use, and the job a client reads back.
  */
 
-export const JOB_TYPES = ['train', 'finetune'] as const;
+export const JOB_TYPES = ['train', 'finetune', 'import', 'evaluate'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 export const ARCHITECTURES = ['cnn', 'lenet5', 'stn', 'resnet'] as const;
@@ -52,6 +53,14 @@ export const AugmentSchema = Type.Object(
 const seedField = () =>
   Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'makes shuffling, the split, augmentation and initial weights reproducible; chosen at random when absent' }));
 
+const maxDurationField = () =>
+  Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: 'the longest the job may run, in seconds; the worker stops it past that and fails it with the reason. At most JOB_MAX_SECONDS, which is also the default',
+    }),
+  );
+
 const betaField = (value: number, which: string) =>
   Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: value, description: `Adam's ${which}` }));
 
@@ -95,6 +104,7 @@ export const TrainParamsSchema = Type.Object(
     ),
     seed: seedField(),
     augment: Type.Optional(AugmentSchema),
+    maxDurationSeconds: maxDurationField(),
   },
   { additionalProperties: false, title: 'TrainJobRequest' },
 );
@@ -126,6 +136,7 @@ export const FinetuneParamsSchema = Type.Object(
     ),
     seed: seedField(),
     augment: Type.Optional(AugmentSchema),
+    maxDurationSeconds: maxDurationField(),
   },
   { additionalProperties: false, title: 'FinetuneJobRequest' },
 );
@@ -142,6 +153,27 @@ export const JobRequestSchema = Type.Unsafe<TrainParams | FinetuneParams>({
   oneOf: [TrainParamsSchema, FinetuneParamsSchema],
 });
 export type JobRequest = TrainParams | FinetuneParams;
+
+/** An import job (POST /v1/models): the uploaded files, staged for a worker to load, check and score. */
+export const ImportParamsSchema = Type.Object(
+  {
+    type: Type.Literal('import'),
+    files: Type.Array(Type.String(), { description: '`model.json` and the weight files it names, as uploaded' }),
+  },
+  { additionalProperties: false, title: 'ImportJobParams' },
+);
+export type ImportParams = Static<typeof ImportParamsSchema>;
+
+/** An evaluate job (POST /v1/models/{version}/evaluate). */
+export const EvaluateParamsSchema = Type.Object(
+  {
+    type: Type.Literal('evaluate'),
+    version: Type.Integer({ minimum: 1 }),
+    dataset: Type.String({ minLength: 1, description: '"mnist" (the 10k MNIST test set) or the id of an uploaded dataset' }),
+  },
+  { additionalProperties: false, title: 'EvaluateJobParams' },
+);
+export type EvaluateParams = Static<typeof EvaluateParamsSchema>;
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -174,7 +206,7 @@ export const JobSchema = Type.Object(
     id: Type.String(),
     type: StringEnum(JOB_TYPES),
     state: StringEnum(JOB_STATES),
-    params: Type.Union([TrainParamsSchema, FinetuneParamsSchema], { description: 'the request with every default filled in' }),
+    params: Type.Union([TrainParamsSchema, FinetuneParamsSchema, ImportParamsSchema, EvaluateParamsSchema], { description: 'the request with every default filled in' }),
     progress: Type.Union([BatchProgressSchema, Type.Null()], { description: 'latest batch; loss/accuracy are running means over the epoch' }),
     history: Type.Array(EpochStatsSchema, { description: 'one entry per finished epoch' }),
     resumedFromEpoch: Type.Optional(
@@ -182,6 +214,7 @@ export const JobSchema = Type.Object(
     ),
     modelVersion: Type.Optional(Type.Integer()),
     metrics: Type.Optional(Type.Object({ testAccuracy: Type.Number(), testLoss: Type.Number() })),
+    evaluation: Type.Optional(EvaluationSchema),
     error: Type.Optional(Type.String()),
     cancelRequested: Type.Optional(Type.Boolean()),
     createdAt: Type.String({ format: 'date-time' }),

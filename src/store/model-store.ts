@@ -74,11 +74,17 @@ export class ModelStore {
   }
 
   async readModelFiles(version: number): Promise<ModelFiles> {
-    const dir = this.versionDir(version);
+    const modelJson = await this.readModelJson(version);
+    const weights = await readFile(join(this.versionDir(version), WEIGHTS_FILE)).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new VersionNotFoundError(version) : err;
+    });
+    return { modelJson, weights };
+  }
+
+  /** A version's `model.json` alone: its topology and weights manifest, without the weights. */
+  async readModelJson(version: number): Promise<ModelFiles['modelJson']> {
     try {
-      const modelJson = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8')) as ModelFiles['modelJson'];
-      const weights = await readFile(join(dir, WEIGHTS_FILE));
-      return { modelJson, weights };
+      return JSON.parse(await readFile(join(this.versionDir(version), MODEL_JSON), 'utf8')) as ModelFiles['modelJson'];
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VersionNotFoundError(version);
       throw err;
@@ -87,7 +93,7 @@ export class ModelStore {
 
   /** Files a client may fetch from a version: model.json and the weight files its manifest names. */
   async servableFiles(version: number): Promise<Set<string>> {
-    const { modelJson } = await this.readModelFiles(version);
+    const modelJson = await this.readModelJson(version);
     return new Set([MODEL_JSON, ...modelJson.weightsManifest.flatMap((g) => g.paths)]);
   }
 

@@ -1,13 +1,13 @@
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
+import type { BackendName } from '../config.ts';
 import { TrainingCancelledError, TrainingPausedError } from '../ml/train.ts';
 import { InvalidJobDataError, jobRequestId, parseJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-data.ts';
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import type { CheckpointStore } from '../store/checkpoint-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { findVersionOfJob } from './job-version.ts';
-import { runInSandbox } from './sandbox/fork.ts';
-import type { ToTrainer } from './sandbox/protocol.ts';
+import { runInSandbox, SandboxLimitError } from './sandbox/fork.ts';
 
 /** Why BullMQ's signal of a running job was aborted, besides a cancel request. */
 export const STOP_REASONS = {
@@ -22,7 +22,7 @@ export interface JobProcessorDeps {
   /** Where each job's training checkpoints live (shared by the workers, like the models). */
   checkpoints: CheckpointStore;
   datasetsDir: string;
-  backend: Extract<ToTrainer, { type: 'start' }>['backend'];
+  backend: BackendName;
   log: Logger;
   isCancelled: (jobId: string) => Promise<boolean>;
   publishVersion: (version: number) => Promise<void>;
@@ -30,6 +30,16 @@ export interface JobProcessorDeps {
   maxStalls: number;
   /** Least time between two progress writes to Redis. */
   progressIntervalMs?: number;
+  /** The longest a job may run (JOB_MAX_SECONDS): its maxDurationSeconds, at most this. */
+  maxSeconds: number;
+  /** A job's child process is killed past this resident size (JOB_MAX_RSS_MB). */
+  maxRssBytes: number;
+}
+
+/** A job's time budget, counted from when this attempt started: its own, capped by JOB_MAX_SECONDS. */
+export function timeBudget(job: Pick<Job, 'processedOn'>, requested: number | undefined, maxSeconds: number) {
+  const seconds = Math.min(requested ?? maxSeconds, maxSeconds);
+  return { seconds, endsAt: (job.processedOn ?? Date.now()) + seconds * 1000 };
 }
 
 /**
@@ -97,9 +107,9 @@ export function createJobProcessor(deps: JobProcessorDeps) {
     };
 
     log.info({ params, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'training started');
-    let outcome;
+    let result;
     try {
-      outcome = await runInSandbox(
+      result = await runInSandbox(
         { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId } },
         (msg) => {
           if (msg.type === 'warning') return log.warn(msg.message);
@@ -122,10 +132,14 @@ export function createJobProcessor(deps: JobProcessorDeps) {
             void deps.isCancelled(jobId).then((c) => c && cancel.abort(), () => undefined);
           }
         },
-        { cancel: cancel.signal, pause: pause.signal },
+        { cancel: cancel.signal, pause: pause.signal, maxRssBytes: deps.maxRssBytes, timeBudget: timeBudget(job, params.maxDurationSeconds, deps.maxSeconds) },
       );
     } catch (err) {
       await writing;
+      if (err instanceof SandboxLimitError) {
+        log.warn({ reason: err.message }, 'job stopped: over its budget');
+        return giveUp(err.message);
+      }
       if (err instanceof TrainingCancelledError && lockLost) throw new Error('the job lock was lost; another worker goes on with the job');
       if (err instanceof TrainingCancelledError) {
         log.info('training cancelled');
@@ -144,6 +158,8 @@ export function createJobProcessor(deps: JobProcessorDeps) {
     }
     flush();
     await writing;
+    if (result.kind !== 'version') throw new Error(`a ${params.type} job gave back ${result.kind}, not a version`);
+    const { outcome } = result;
 
     const version = await deps.store.writeVersion(outcome.files, {
       jobId,

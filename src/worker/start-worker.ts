@@ -3,21 +3,26 @@ import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { redisKeys } from '../redis/keys.ts';
-import { TRAINING_QUEUE, trainingQueue, trainingWorker, type TrainingJobPayload } from '../queue/queues.ts';
+import { modelJobsQueue, modelJobsWorker, MODEL_JOBS_QUEUE, TRAINING_QUEUE, trainingQueue, trainingWorker, type TrainingJobPayload } from '../queue/queues.ts';
 import { JOB_TYPES, type JobType } from '../schemas/jobs.ts';
-import { workerJobRetention } from '../queue/job-retention.ts';
-import { jobRequestId, type TrainJobResult } from '../queue/job-data.ts';
+import { pruneJobKeys, workerJobRetention } from '../queue/job-retention.ts';
+import { jobRequestId, type ModelJobResult, type TrainJobResult } from '../queue/job-data.ts';
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 import { publishVersion } from '../redis/model-events.ts';
 import { CheckpointStore } from '../store/checkpoint-store.ts';
+import { ImportStaging, importStagingDir } from '../store/import-staging.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { checkpointsDir, sweepCheckpoints } from './checkpointing.ts';
 import { createWorkerModelPruner } from './model-pruner.ts';
 import { STOP_REASONS, createJobProcessor } from './job-processor.ts';
-import type { ToTrainer } from './sandbox/protocol.ts';
+import { createModelJobProcessor } from './model-job-processor.ts';
+import type { BackendName } from '../config.ts';
 
-type Handler = (job: Job<TrainingJobPayload, TrainJobResult, JobType>, token?: string, signal?: AbortSignal) => Promise<TrainJobResult>;
+/** The job keys are pruned at most this often, as jobs finish. */
+const KEY_PRUNE_INTERVAL_MS = 60_000;
+
+type Handler = (job: Job, token?: string, signal?: AbortSignal) => Promise<TrainJobResult | ModelJobResult>;
 
 /** Refuses to start when a job type has no handler, so a new type cannot silently pile up in Redis. */
 export function checkHandlers(handlers: Record<string, Handler>): void {
@@ -37,7 +42,7 @@ export interface RunningWorker {
   shutdown: (timeoutMs: number) => Promise<boolean>;
 }
 
-export async function startWorker(config: Config, log: Logger, backend: Extract<ToTrainer, { type: 'start' }>['backend']): Promise<RunningWorker> {
+export async function startWorker(config: Config, log: Logger, backend: BackendName): Promise<RunningWorker> {
   const keys = redisKeys(config.QUEUE_PREFIX);
   const store = new ModelStore(config.modelsDir);
   const stale = await store.removeStaleTemp(60 * 60 * 1000);
@@ -46,32 +51,38 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   const client = createRedis(config.REDIS_URL, 'client');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber');
   const connection = createRedis(config.REDIS_URL, 'worker');
+  const modelConnection = createRedis(config.REDIS_URL, 'worker');
   // A Redis outage is logged once each way per connection, not at every reconnect attempt (nor as "unhandled").
-  for (const [name, c] of [['client', client], ['subscriber', subscriber], ['worker', connection]] as const) logConnectionState(c, name, log);
+  for (const [name, c] of [['client', client], ['subscriber', subscriber], ['worker', connection], ['model jobs', modelConnection]] as const) logConnectionState(c, name, log);
   const checkpoints = new CheckpointStore(checkpointsDir(config));
+  const staging = new ImportStaging(importStagingDir(config));
   const jobs = trainingQueue(client, config.QUEUE_PREFIX);
-  jobs.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error')); // else BullMQ prints each to stderr
+  const modelJobs = modelJobsQueue(client, config.QUEUE_PREFIX);
+  for (const q of [jobs, modelJobs]) q.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error')); // else BullMQ prints each to stderr
 
-  // Training and fine-tuning share one processor: both run a child process and write a version.
-  const training = createJobProcessor({
+  const common = {
     store,
-    checkpoints,
-    maxStalls: config.JOB_MAX_STALLS,
     datasetsDir: config.datasetsDir,
     backend,
     log,
-    isCancelled: async (id) => (await client.sismember(keys.cancelled, id)) === 1,
-    publishVersion: (version) => publishVersion(client, keys.modelEvents, version),
-  });
-  const handlers: Record<JobType, Handler> = { train: training, finetune: training };
+    isCancelled: async (id: string) => (await client.sismember(keys.cancelled, id)) === 1,
+    publishVersion: (version: number) => publishVersion(client, keys.modelEvents, version),
+    maxSeconds: config.JOB_MAX_SECONDS,
+    maxRssBytes: config.JOB_MAX_RSS_MB * 2 ** 20,
+  };
+  // Training and fine-tuning share one processor: both run a child process and write a version.
+  const training = createJobProcessor({ ...common, checkpoints, maxStalls: config.JOB_MAX_STALLS });
+  const modelJob = createModelJobProcessor({ ...common, staging, budget: { maxActivations: config.IMPORT_MAX_ACTIVATIONS, maxMacs: config.IMPORT_MAX_MACS } });
+  const handlers: Record<JobType, Handler> = { train: training, finetune: training, import: modelJob, evaluate: modelJob };
   checkHandlers(handlers);
+  const dispatch = (job: Job, token?: string, signal?: AbortSignal) => {
+    const handler = handlers[job.name as JobType];
+    if (!handler) throw new Error(`no handler for job type ${job.name}`);
+    return handler(job, token, signal);
+  };
 
   const worker = trainingWorker(
-    async (job, token, signal) => {
-      const handler = handlers[job.name];
-      if (!handler) throw new Error(`no handler for job type ${job.name}`);
-      return handler(job, token, signal);
-    },
+    async (job, token, signal) => (await dispatch(job, token, signal)) as TrainJobResult,
     // Retention for jobs queued without it (the API sets it on each job, which takes precedence).
     {
       connection,
@@ -115,6 +126,37 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
   // Model retention (MODEL_KEEP_LAST) after each job that may have added a version, and at start-up.
   const pruner = createWorkerModelPruner(config, store, client, log);
   worker.on('completed', () => void pruner.run());
+  // The jobs index and the cancelled set follow BullMQ's job retention (which acts as jobs finish).
+  let lastKeyPrune = 0;
+  const pruneKeys = () => {
+    if (Date.now() - lastKeyPrune < KEY_PRUNE_INTERVAL_MS) return;
+    lastKeyPrune = Date.now();
+    pruneJobKeys(client, keys, [jobs, modelJobs]).then(
+      (dropped) => dropped > 0 && log.info({ dropped }, 'dropped ids of removed jobs from the jobs index and the cancelled set'),
+      (err: Error) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'could not prune the job keys'),
+    );
+  };
+
+
+  // Imports and evaluations: short, on their own queue (never behind a training run), one at a time.
+  const modelWorker = modelJobsWorker(async (job) => dispatch(job) as Promise<ModelJobResult>, {
+    connection: modelConnection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 1,
+    autorun: false,
+    ...workerJobRetention(config),
+    name: `${hostname()}:${process.pid}`,
+    lockDuration: config.JOB_LOCK_MS,
+    stalledInterval: config.JOB_STALLED_CHECK_MS,
+  });
+  modelWorker.on('error', (err) => isRedisConnectionError(err) || log.error({ err }, 'model jobs worker error'));
+  modelWorker.on('failed', (job, err) => log.warn({ jobId: job?.id, requestId: jobRequestId(job?.data), reason: err.message }, 'job failed'));
+  modelWorker.on('completed', (job) => log.info({ jobId: job.id, requestId: jobRequestId(job.data) }, 'job succeeded'));
+  modelWorker.on('completed', (job) => job.name === 'import' && void pruner.run());
+  for (const event of ['completed', 'failed'] as const) {
+    worker.on(event, pruneKeys);
+    modelWorker.on(event, pruneKeys);
+  }
 
   // Cancellation reaches the one process running the job through pub/sub (the API cannot call
   // worker.cancelJob across processes).
@@ -128,17 +170,20 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
     return [];
   });
   if (swept.length) log.info({ jobIds: swept }, 'removed checkpoints of jobs that have ended');
+  await sweepStaging(staging, (id) => modelJobs.getJobState(id)).catch((err) => log.warn({ err }, 'could not sweep staged uploads'));
 
+  pruneKeys();
   void worker.run();
-  await worker.waitUntilReady();
+  void modelWorker.run();
+  await Promise.all([worker.waitUntilReady(), modelWorker.waitUntilReady()]);
   void pruner.run();
-  log.info({ queue: TRAINING_QUEUE, concurrency: config.WORKER_CONCURRENCY }, 'worker ready');
+  log.info({ queues: [TRAINING_QUEUE, MODEL_JOBS_QUEUE], concurrency: config.WORKER_CONCURRENCY }, 'worker ready');
 
   const close = async () => {
-    await worker.close();
+    await Promise.all([worker.close(), modelWorker.close()]);
     await pruner.close();
-    await jobs.close().catch(() => undefined);
-    await Promise.allSettled([subscriber.quit(), client.quit(), connection.quit()]);
+    await Promise.allSettled([jobs.close(), modelJobs.close()]);
+    await Promise.allSettled([subscriber.quit(), client.quit(), connection.quit(), modelConnection.quit()]);
   };
   return {
     worker,
@@ -157,4 +202,11 @@ export async function startWorker(config: Config, log: Logger, backend: Extract<
       }
     },
   };
+}
+
+/** Removes staged uploads whose import job has ended or is gone (a worker died before removing one). */
+async function sweepStaging(staging: ImportStaging, jobState: (jobId: string) => Promise<string>): Promise<void> {
+  for (const jobId of await staging.list()) {
+    if (['completed', 'failed', 'unknown'].includes(await jobState(jobId))) await staging.remove(jobId);
+  }
 }

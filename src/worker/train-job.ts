@@ -9,6 +9,7 @@ import type { TrainJobData } from '../queue/job-data.ts';
 import type { EpochStats } from '../schemas/jobs.ts';
 import type { ModelMetadata, ModelMetrics } from '../schemas/models.ts';
 import { serializeModel } from '../ml/serialize.ts';
+import { DIGIT_PIXELS } from '../schemas/digit.ts';
 import type { ModelFiles } from '../ml/model-files.ts';
 
 export interface TrainingOutcome {
@@ -20,6 +21,8 @@ export interface TrainingOutcome {
   lineage?: ModelMetadata['lineage'];
   backend: string;
   durationMs: number;
+  /** What the job learned about its input, kept with its params in the version's metadata (an import's adaptations and cost). */
+  details?: Record<string, unknown>;
 }
 
 /**
@@ -32,7 +35,7 @@ export async function runTrainJob(params: TrainJobData, callbacks: TrainCallback
   const started = Date.now();
   const [trainSet, testSet] = await Promise.all([loadMnist('train'), loadMnist('test')]);
   const count = Math.min(params.limit, trainSet.count);
-  const examples = { images: trainSet.images.subarray(0, count * 784), labels: trainSet.labels.subarray(0, count), count };
+  const examples = { images: trainSet.images.subarray(0, count * DIGIT_PIXELS), labels: trainSet.labels.subarray(0, count), count };
 
   const model = createModel(params.architecture, params);
   try {

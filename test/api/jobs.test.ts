@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { withDefaults } from '../../src/queue/job-data.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
+import { writeFixtureVersion } from '../helpers/fixture-model.ts';
 
 let api: TestApi;
 before(async () => {
@@ -20,7 +21,7 @@ describe('POST /v1/jobs', () => {
     assert.equal(job.state, 'queued');
     assert.equal(job.type, 'train');
     assert.deepEqual({ ...job.params, seed: undefined }, {
-      type: 'train', architecture: 'cnn', epochs: 2, batchSize: 256, learningRate: 0.01, learningRateSchedule: 'one-cycle', beta1: 0.7, beta2: 0.9, limit: 60000, validationSplit: 0, seed: undefined,
+      type: 'train', architecture: 'cnn', epochs: 2, batchSize: 256, learningRate: 0.01, learningRateSchedule: 'one-cycle', beta1: 0.7, beta2: 0.9, limit: 60000, validationSplit: 0, maxDurationSeconds: 21600, seed: undefined,
     });
     assert.ok(Number.isInteger(job.params.seed));
     assert.equal(job.progress, null);
@@ -29,7 +30,7 @@ describe('POST /v1/jobs', () => {
   });
 
   test('given parameters are kept', async () => {
-    const body = { type: 'train', architecture: 'resnet', epochs: 3, batchSize: 48, learningRate: 0.002, learningRateSchedule: 'step', beta1: 0.9, beta2: 0.999, limit: 500, validationSplit: 0.2, seed: 42 };
+    const body = { type: 'train', architecture: 'resnet', epochs: 3, batchSize: 48, learningRate: 0.002, learningRateSchedule: 'step', beta1: 0.9, beta2: 0.999, limit: 500, validationSplit: 0.2, maxDurationSeconds: 600, seed: 42 };
     const res = await post(body);
     assert.equal(res.statusCode, 202);
     assert.deepEqual(res.json().params, body);
@@ -89,6 +90,42 @@ describe('POST /v1/jobs', () => {
     await post({ type: 'train', epochs: -1 });
     assert.equal((await api.app.inject({ url: '/v1/jobs' })).json().total, before);
   });
+
+  test('constraints across fields are checked when the job is posted, not in the worker', async () => {
+    const version = await writeFixtureVersion(api.app.services.modelStore);
+    const cases: [string, object, RegExp][] = [
+      ['a zoom range that runs backwards', { type: 'train', augment: { scale: [1.2, 0.8] } }, /augment.scale: the range \[1.2, 0.8\] runs backwards/],
+      ['freezing more layers than the base has', { type: 'finetune', baseModel: version, dataset: 'mnist', freeze: 1e9 }, /freeze: version \d+ has 6 layers, so freezing 1000000000 leaves nothing to train/],
+      ['freezing every layer', { type: 'finetune', baseModel: version, dataset: 'mnist', freeze: 6 }, /freezing 6 leaves nothing to train/],
+      ['a time budget over JOB_MAX_SECONDS', { type: 'train', maxDurationSeconds: 10 ** 7 }, /maxDurationSeconds: at most 21600 \(JOB_MAX_SECONDS\)/],
+      ['a learning rate of 1e-320', { type: 'train', learningRate: 1e-320 }, /learningRate/],
+    ];
+    for (const [what, body, message] of cases) {
+      const res = await post(body);
+      assert.equal(res.statusCode, 400, what);
+      assert.match(res.json().message, message, what);
+    }
+    const ok = await post({ type: 'finetune', baseModel: version, dataset: 'mnist', freeze: 5, maxDurationSeconds: 600 });
+    assert.equal(ok.statusCode, 202, ok.body);
+    assert.equal(ok.json().params.maxDurationSeconds, 600);
+    assert.equal((await post({ type: 'train' })).json().params.maxDurationSeconds, 21600, 'JOB_MAX_SECONDS is the default budget');
+  });
+});
+
+describe('a full queue', () => {
+  test('past MAX_QUEUED_JOBS waiting jobs a new one is refused with 429 and Retry-After', async () => {
+    const small = await startTestApi({ MAX_QUEUED_JOBS: '2' });
+    try {
+      const send = () => small.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train', limit: 100, epochs: 1 } });
+      assert.deepEqual([(await send()).statusCode, (await send()).statusCode], [202, 202]);
+      const refused = await send();
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.ok(Number(refused.headers['retry-after']) > 0);
+      assert.match(refused.json().message, /2 training jobs are already waiting for a worker \(MAX_QUEUED_JOBS\)/);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('GET /v1/jobs', () => {
@@ -106,6 +143,14 @@ describe('GET /v1/jobs', () => {
     assert.equal(next.items[0].id, ids[0]);
     assert.equal(page.total, next.total);
     assert.equal((await api.app.inject({ url: '/v1/jobs?limit=0' })).statusCode, 400);
+  });
+
+  test("only ids of the form the API hands out are looked up: BullMQ's own keys are 404, not 500", async () => {
+    for (const id of ['meta', 'id', 'events', 'completed', 'stalled-check', 'wait', 'x'.repeat(100)]) {
+      assert.equal((await api.app.inject({ url: `/v1/jobs/${encodeURIComponent(id)}` })).statusCode, 404, `GET ${id}`);
+      assert.equal((await api.app.inject({ method: 'DELETE', url: `/v1/jobs/${encodeURIComponent(id)}` })).statusCode, 404, `DELETE ${id}`);
+    }
+    assert.equal(await api.app.services.redis.scard(`${api.config.QUEUE_PREFIX}:jobs:cancelled`), 0, 'no phantom cancel was recorded');
   });
 
   test('one job by id; an unknown id is 404', async () => {

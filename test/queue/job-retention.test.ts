@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
-import { jobRetentionOptions, keepFinishedJobs, workerJobRetention } from '../../src/queue/job-retention.ts';
-import { trainingQueue, trainingWorker } from '../../src/queue/queues.ts';
+import { jobRetentionOptions, keepFinishedJobs, pruneJobKeys, workerJobRetention } from '../../src/queue/job-retention.ts';
+import { modelJobsQueue, trainingQueue, trainingWorker } from '../../src/queue/queues.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { REDIS_URL, waitFor } from '../helpers/env.ts';
 
@@ -74,6 +75,29 @@ describe('through the API and a real BullMQ worker', () => {
       assert.equal(listed.total, 4);
     } finally {
       await queue.close();
+    }
+  });
+
+  test("the jobs index and the cancelled set drop the ids of jobs retention removed, and keep the others'", async () => {
+    await worker?.close(); // no one runs jobs now: the live one stays queued
+    worker = undefined;
+    const keys = redisKeys(api.config.QUEUE_PREFIX);
+    const training = trainingQueue(connection, api.config.QUEUE_PREFIX);
+    const models = modelJobsQueue(connection, api.config.QUEUE_PREFIX);
+    try {
+      // Ids left behind by removed jobs, beside live jobs of both queues, one of them cancelled.
+      const live = (await api.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train', limit: 10 } })).json().id;
+      await api.app.services.jobs.cancel(live, 0);
+      const gone = ['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002'];
+      await connection.zadd(keys.jobIndex, 1, gone[0], 2, gone[1]);
+      await connection.sadd(keys.cancelled, ...gone);
+      const dropped = await pruneJobKeys(connection, keys, [training, models]);
+      assert.equal(dropped, 4);
+      const index = await connection.zrange(keys.jobIndex, 0, -1);
+      assert.ok(index.includes(live) && !gone.some((id) => index.includes(id)));
+      assert.deepEqual(await connection.smembers(keys.cancelled), [live]);
+    } finally {
+      await Promise.all([training.close(), models.close()]);
     }
   });
 });

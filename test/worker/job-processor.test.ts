@@ -26,6 +26,8 @@ async function setup(maxStalls = 2) {
     maxStalls,
     datasetsDir: join(dir, 'datasets'),
     backend: 'cpu',
+    maxSeconds: 3600,
+    maxRssBytes: 4 * 2 ** 30,
     log: pino({ level: 'silent' }),
     isCancelled: async () => false,
     publishVersion: async (v) => void published.push(v),

@@ -1,32 +1,33 @@
-import { loadModel } from '../../ml/load-model.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { loadMnist } from '../../data/mnist.ts';
-import { evaluateYielding, perClassAccuracy } from '../../ml/evaluate.ts';
-import { filesToArtifacts } from '../../ml/model-files.ts';
+import { Type } from 'typebox';
+import { ServiceError } from '../../errors.ts';
 import { errorResponses, VersionParams } from '../../schemas/common.ts';
-import { EvaluateBody, EvaluationSchema } from '../../schemas/evaluation.ts';
+import { EvaluateBody } from '../../schemas/evaluation.ts';
+import { VersionNotFoundError } from '../../store/model-store.ts';
 
 export const evaluateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/models/:version/evaluate', {
     schema: {
       tags: ['models'],
-      summary: 'Evaluate a version on MNIST test or an uploaded dataset',
+      summary: 'Evaluate a version on MNIST test or an uploaded dataset (a job)',
+      description:
+        'Answers 202 with an evaluate job, run by a worker on a queue of its own (never behind a training run); its `evaluation` has the accuracy, ' +
+        'loss, accuracy per digit and the confusion matrix. Poll GET /v1/jobs/{id} (the Location header).',
       params: VersionParams,
       body: EvaluateBody,
-      response: { 200: EvaluationSchema, ...errorResponses(400, 404) },
+      response: { 202: Type.Ref('Job'), ...errorResponses(400, 404) },
     },
-  }, async (req) => {
+  }, async (req, reply) => {
     const { version } = req.params;
     const dataset = req.body.dataset!; // the schema's default fills it in
-    const { modelStore, datasetStore } = app.services;
-    const files = await modelStore.readModelFiles(version);
-    const data = dataset === 'mnist' ? await loadMnist('test') : await datasetStore.load(dataset);
-    const model = await loadModel(filesToArtifacts(files));
-    try {
-      const result = await evaluateYielding(model, data);
-      return { version, dataset, count: result.count, accuracy: result.accuracy, loss: result.loss, perClassAccuracy: perClassAccuracy(result.confusionMatrix), confusionMatrix: result.confusionMatrix };
-    } finally {
-      model.dispose();
+    const { modelStore, datasetStore, jobs } = app.services;
+    if (!(await modelStore.exists(version))) throw new VersionNotFoundError(version);
+    if (dataset !== 'mnist') {
+      await datasetStore.get(dataset).catch(() => {
+        throw new ServiceError('invalid', `dataset: ${dataset} does not exist (upload one with POST /v1/datasets, or use "mnist")`);
+      });
     }
+    const job = await jobs.enqueue({ type: 'evaluate', version, dataset }, { requestId: req.id });
+    return reply.status(202).header('location', `/v1/jobs/${job.id}`).send(job);
   });
 };

@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { JobNotFoundError } from '../../queue/job-service.ts';
+import { JobNotFoundError, QueueFullError } from '../../queue/job-service.ts';
 import { resolveJobRequest } from '../../queue/resolve-job-request.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { JobRequestSchema, JobListSchema, JobParams, ListJobsQuery } from '../../schemas/jobs.ts';
 
 const Job = Type.Ref('Job');
+/** What a client refused for a full queue is told to wait: about the time a short job takes. */
+const QUEUE_FULL_RETRY_AFTER_S = 30;
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/jobs', {
@@ -16,11 +18,15 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. ' +
         '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.',
       body: JobRequestSchema,
-      response: { 202: Job, ...errorResponses(400, 413, 415, 503) },
+      response: { 202: Job, ...errorResponses(400, 413, 415, 429, 503) },
     },
   }, async (req, reply) => {
-    const { modelStore, datasetStore, jobs } = app.services;
-    const job = await jobs.enqueue(await resolveJobRequest(req.body, { modelStore, datasetStore }), { requestId: req.id });
+    const { modelStore, datasetStore, jobs, config } = app.services;
+    const data = await resolveJobRequest(req.body, { modelStore, datasetStore, maxSeconds: config.JOB_MAX_SECONDS });
+    const job = await jobs.enqueue(data, { requestId: req.id }).catch((err: unknown) => {
+      if (err instanceof QueueFullError) reply.header('retry-after', String(QUEUE_FULL_RETRY_AFTER_S));
+      throw err;
+    });
     req.log.info({ jobId: job.id, params: job.params }, 'job queued'); // the request's child logger adds requestId
     return reply.status(202).header('location', `/v1/jobs/${job.id}`).send(job);
   });

@@ -3,18 +3,22 @@ import { TrainingCancelledError, TrainingPausedError } from '../../ml/train.ts';
 import type { BatchProgress, EpochStats } from '../../schemas/jobs.ts';
 import { CheckpointStore } from '../../store/checkpoint-store.ts';
 import { jobCheckpointer } from '../checkpointing.ts';
+import { ImportStaging } from '../../store/import-staging.ts';
+import { runEvaluateJob } from '../evaluate-job.ts';
 import { runFinetuneJob } from '../finetune-job.ts';
+import { runImportJob } from '../import-job.ts';
 import { runTrainJob } from '../train-job.ts';
-import type { FromTrainer, ToTrainer } from './protocol.ts';
+import type { FromSandbox, ToSandbox } from './protocol.ts';
 
-// One training job in a child process of the worker. A process rather than a thread: the worker's
-// own event loop stays free to renew BullMQ's job lock, native TensorFlow (tfjs-node) is safe only
-// once per process, and the WebAssembly heap — which never shrinks — goes away with the job.
-const send = (msg: FromTrainer) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
+// One job in a child process of the worker. A process rather than a thread: the worker's own event
+// loop stays free to renew BullMQ's job lock, native TensorFlow (tfjs-node) is safe only once per
+// process, and the WebAssembly heap — which never shrinks, and which a hostile imported model can
+// blow up — goes away with the job (or is killed by the worker's memory watchdog).
+const send = (msg: FromSandbox) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
 let cancelled = false;
 let pauseRequested = false;
 
-process.on('message', (msg: ToTrainer) => {
+process.on('message', (msg: ToSandbox) => {
   if (msg.type === 'cancel') cancelled = true;
   if (msg.type === 'pause') pauseRequested = true;
   if (msg.type === 'start') void run(msg);
@@ -25,9 +29,19 @@ process.on('disconnect', () => process.exit(1));
 // for a checkpoint first, and this process goes when it is told or when the worker is gone.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined);
 
-async function run({ params, backend, paths, checkpoint }: Extract<ToTrainer, { type: 'start' }>): Promise<void> {
+async function run({ params, backend, paths, checkpoint, upload }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
+    if (params.type === 'evaluate') {
+      await send({ type: 'evaluated', evaluation: await runEvaluateJob(params, paths) });
+      process.exit(0);
+    }
+    if (params.type === 'import') {
+      if (!upload) throw new Error('an import job needs its staged upload');
+      const files = await new ImportStaging(upload.dir).read(upload.jobId, params.files);
+      await send({ type: 'done', outcome: await runImportJob(params, files, upload.budget) });
+      process.exit(0);
+    }
     const callbacks = {
       onBatchEnd: (progress: BatchProgress) => void send({ type: 'batch', progress }),
       onEpochEnd: (stats: EpochStats) => void send({ type: 'epoch', stats }),
