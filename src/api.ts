@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { loadConfigOrExit } from './config.ts';
 import { createApi, type RunningApi } from './api/start-api.ts';
 import { createLogger } from './logger.ts';
-import { initBackend } from './ml/backend.ts';
 import { assertRedisReachable } from './redis/connection.ts';
 
 // Entry point of an API process (`npm run start:api`); `npm start` runs this plus one worker.
@@ -11,7 +10,6 @@ export async function startApiProcess(): Promise<() => Promise<void>> {
   const config = loadConfigOrExit();
   const log = createLogger('api', config.LOG_LEVEL);
   await assertRedisReachable(config.REDIS_URL, log);
-  await initBackend(config.TF_BACKEND, log);
   const api = await createApi(config, log);
   await api.app.listen({ port: config.PORT, host: config.HOST });
   log.info({ docs: `http://${config.HOST}:${config.PORT}/docs` }, 'API ready');

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { JobEventsHub } from '../queue/job-events-hub.ts';
 import type { JobService } from '../queue/job-service.ts';
 import type { PredictBatcher } from '../serving/batcher.ts';
+import type { DecodePool } from '../serving/decode-pool.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { DatasetStore } from '../store/dataset-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
@@ -18,6 +19,8 @@ export interface ApiServices {
   datasetStore: DatasetStore;
   registry: ModelRegistry;
   batcher: PredictBatcher;
+  /** PNG decoding and dataset uploads, off the event loop. */
+  decodePool: DecodePool;
   metrics: ApiMetrics;
   redis: Redis;
 }

@@ -5,9 +5,10 @@ import { JobService } from '../queue/job-service.ts';
 import { jobRetentionOptions } from '../queue/job-retention.ts';
 import { jobAttemptOptions } from '../queue/job-attempts.ts';
 import { redisKeys } from '../redis/keys.ts';
-import { trainingQueue } from '../queue/queues.ts';
+import { modelJobsQueue, trainingQueue } from '../queue/queues.ts';
 import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 import { PredictBatcher } from '../serving/batcher.ts';
+import { DECODE_THREADS, DecodePool } from '../serving/decode-pool.ts';
 import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
 import { reportServedVersion } from '../redis/served-versions.ts';
@@ -33,13 +34,14 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
 
   // Finished jobs stay readable (history, errors) for JOB_RETENTION_SECONDS / JOB_RETENTION_COUNT.
   const queue = trainingQueue(redis, config.QUEUE_PREFIX, { ...jobRetentionOptions(config), ...jobAttemptOptions(config) });
+  const modelQueue = modelJobsQueue(redis, config.QUEUE_PREFIX, jobRetentionOptions(config));
   // Without a listener BullMQ prints each error to stderr; connection errors are logged above already.
-  queue.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error'));
+  for (const q of [queue, modelQueue]) q.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error'));
   const modelStore = new ModelStore(config.modelsDir);
-  const datasetStore = new DatasetStore(config.datasetsDir);
-  const jobs = new JobService(queue, redis, keys);
+  const datasetStore = new DatasetStore(config.datasetsDir, config.DATASETS_MAX_BYTES);
+  const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
-  const engine = await InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log);
+  const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log), DecodePool.start({ size: DECODE_THREADS, log })]);
   const registry = new ModelRegistry(modelStore, engine, log, { cacheSize: config.MODEL_CACHE_SIZE, pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents) });
   const metrics = new ApiMetrics({ jobCounts: () => queue.getJobCounts() });
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
@@ -65,16 +67,16 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   });
   void jobEvents.ready();
 
-  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, metrics, redis }, { loggerInstance: log });
+  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, decodePool, metrics, redis }, { loggerInstance: log });
   return {
     app,
     close: async () => {
       await stopFollowing();
       await app.close();
-      await Promise.allSettled([queue.close(), jobEvents.close()]);
+      await Promise.allSettled([queue.close(), modelQueue.close(), jobEvents.close()]);
       await servedReport.stop();
       registry.dispose();
-      await engine.close();
+      await Promise.all([engine.close(), decodePool.close()]);
       await Promise.allSettled([subscriber.quit(), redis.quit()]);
     },
   };

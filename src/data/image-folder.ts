@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
+import { PNG_HEADER_BYTES, readPngHeader } from '../image/png.ts';
 import { imageToMnistPixels } from '../image/preprocess.ts';
 import type { LabelledImages } from './labelled-images.ts';
 import { DatasetError, DEFAULT_DATASET_LIMITS, type DatasetLimits } from './dataset-error.ts';
@@ -22,6 +23,20 @@ async function readCapped(stream: Readable, cap: number, name: string): Promise<
   return Buffer.concat(chunks);
 }
 
+/** The first `bytes` bytes of an entry (fewer if it is shorter), inflating no more of it than that takes. */
+async function readPrefix(stream: Readable, bytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    total += (chunk as Buffer).length;
+    if (total >= bytes) break; // leaving the loop destroys the stream
+  }
+  return Buffer.concat(chunks).subarray(0, bytes);
+}
+
+const formatCount = (n: number) => n.toLocaleString('en-US');
+
 /** Splits `[root/]<digit>/<file>` and checks the layout. */
 function labelOf(path: string, root: string | undefined): number {
   const parts = path.split('/');
@@ -34,7 +49,9 @@ function labelOf(path: string, root: string | undefined): number {
 /**
  * Reads an ImageFolder ZIP (folders `0`…`9` of PNG images, optionally inside one top-level
  * folder). Every image goes through the same preprocessing as /v1/predict. Names that climb out of
- * the archive, sizes over the limits and any file that is not a PNG in a digit folder are refused.
+ * the archive, sizes over the limits and any file that is not a PNG in a digit folder are refused;
+ * so is an archive whose PNGs declare more than `limits.maxPixels` in all, from a first pass over
+ * their headers (a few dozen bytes of each), before any image is decoded.
  */
 export async function readImageFolderZip(zip: Buffer, limits: DatasetLimits = DEFAULT_DATASET_LIMITS): Promise<LabelledImages> {
   let archive: yauzl.ZipFile;
@@ -74,9 +91,23 @@ export async function readImageFolderZip(zip: Buffer, limits: DatasetLimits = DE
   const labels = entries.map((e) => labelOf(e.fileName, root));
   const images = new Uint8Array(entries.length * DIGIT_PIXELS);
   try {
+    const notPng = entries.find((e) => !/\.png$/i.test(e.fileName));
+    if (notPng) throw new DatasetError(`'${notPng.fileName}' is not a PNG image (only .png files are accepted)`);
+    let pixels = 0;
+    for (const entry of entries) {
+      const header = await readPrefix(await archive.openReadStreamPromise(entry), PNG_HEADER_BYTES);
+      try {
+        const { width, height } = readPngHeader(header);
+        pixels += width * height;
+      } catch (err) {
+        throw new DatasetError(`'${entry.fileName}': ${(err as Error).message}`);
+      }
+    }
+    if (pixels > limits.maxPixels) {
+      throw new DatasetError(`the PNGs of this upload decode to ${formatCount(pixels)} pixels; at most ${formatCount(limits.maxPixels)} (UPLOAD_MAX_PIXELS)`, 'too-large');
+    }
     for (let i = 0; i < entries.length; i++) {
       const name = entries[i].fileName;
-      if (!/\.png$/i.test(name)) throw new DatasetError(`'${name}' is not a PNG image (only .png files are accepted)`);
       const bytes = await readCapped(await archive.openReadStreamPromise(entries[i]), limits.maxEntryBytes, `'${name}'`);
       try {
         images.set(imageToMnistPixels(bytes), i * DIGIT_PIXELS);

@@ -1,5 +1,5 @@
-import { DIGIT_SIZE } from '../schemas/digit.ts';
-import { decodePng, type GrayImage, type ImageLimits } from './png.ts';
+import { DIGIT_PIXELS, DIGIT_SIZE } from '../schemas/digit.ts';
+import { decodePng, naming, type GrayImage, type ImageLimits, type NamedPng } from './png.ts';
 
 /** One pure step of the image pipeline. */
 export type Step = (img: GrayImage) => GrayImage;
@@ -347,4 +347,11 @@ export function toMnistInput(img: GrayImage, steps: Step[] = MNIST_PIPELINE): Ui
 /** Bytes of an uploaded PNG → the 784 pixels (0 = background, 255 = ink) the models take. */
 export function imageToMnistPixels(buf: Uint8Array, limits: Partial<ImageLimits> = {}): Uint8Array {
   return toMnistInput(decodePng(buf, limits));
+}
+
+/** Several PNGs → their MNIST inputs one after another (count × 784 pixels); an error names the image. */
+export function pngsToMnistPixels(pngs: NamedPng[]): Uint8Array {
+  const out = new Uint8Array(pngs.length * DIGIT_PIXELS);
+  pngs.forEach(({ name, png }, i) => out.set(naming(name, () => imageToMnistPixels(png)), i * DIGIT_PIXELS));
+  return out;
 }

@@ -1,4 +1,4 @@
-import type { InferenceEngine } from './inference.ts';
+import type { InferenceEngine } from './engine.ts';
 import { toPredictions, type ModelRegistry, type Prediction } from './model-registry.ts';
 import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BackendPreference } from '../config.ts';
 import type { ModelFiles } from '../ml/model-files.ts';
 import { startTsWorker } from '../ts-worker.ts';
-import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './inference.ts';
+import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './engine.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
 const WORKER_ENTRY = new URL('./inference-worker.ts', import.meta.url);

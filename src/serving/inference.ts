@@ -3,38 +3,8 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadModel } from '../ml/load-model.ts';
 import { imagesToTensor } from '../ml/batch.ts';
 import { filesToArtifacts, type ModelFiles } from '../ml/model-files.ts';
-import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
-
-/** A loaded model inside an engine; opaque to callers. */
-export interface ModelHandle {
-  readonly id: number;
-  readonly version: number;
-}
-
-/**
- * Where inference runs: on this thread (LocalEngine) or on worker threads (InferencePool). The
- * registry decides which version answers; the engine only loads, runs and unloads models.
- */
-export interface InferenceEngine {
-  /** Loads a version and runs one inference on it (the warm-up), or throws why it cannot serve. */
-  load(version: number, files: ModelFiles): Promise<ModelHandle>;
-  /** `count` images of 784 bytes (light ink on black) → count × 10 probabilities. */
-  predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall>;
-  unload(handle: ModelHandle): void;
-  /** How many predict calls can usefully run at once (one per thread). */
-  readonly parallelism: number;
-  close(): Promise<void>;
-}
-
-/** What one model call gave, and how long the model computed (not counting any wait for a thread). */
-export interface ModelCall {
-  probabilities: Float32Array;
-  seconds: number;
-}
-
-export class ModelLoadError extends Error {
-  override readonly name = 'ModelLoadError';
-}
+import { DIGIT_PIXELS, DIGIT_SHAPE, NUM_CLASSES } from '../schemas/digit.ts';
+import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './engine.ts';
 
 /** Builds, checks and warms up a model from its files; shared by the local engine and the workers. */
 export async function loadServableModel(version: number, files: ModelFiles): Promise<LayersModel> {
@@ -46,14 +16,14 @@ export async function loadServableModel(version: number, files: ModelFiles): Pro
   }
   const shape = model.inputs[0].shape;
   const outputs = model.outputs[0].shape;
-  if (shape.slice(1).join() !== '28,28,1' || outputs.length !== 2 || outputs[1] !== NUM_CLASSES) {
+  if (shape.slice(1).join() !== DIGIT_SHAPE.join() || outputs.length !== 2 || outputs[1] !== NUM_CLASSES) {
     model.dispose();
     throw new ModelLoadError(`version ${version} has input ${JSON.stringify(shape)} and output ${JSON.stringify(outputs)}, not a 28×28×1 → 10 classifier`);
   }
   try {
     // Warm-up: the first call compiles kernels and allocates; pay for it before taking traffic,
     // and find out now (not on a user's request) if the weights cannot run.
-    const probe = outputData(model, () => tf.zeros([1, 28, 28, 1]), 1);
+    const probe = outputData(model, () => tf.zeros([1, ...DIGIT_SHAPE]), 1);
     if (probe.length !== NUM_CLASSES || !probe.every(Number.isFinite)) throw new Error(`the warm-up inference gave ${Array.from(probe).join(', ')}`);
   } catch (err) {
     model.dispose();

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
-import type { InferenceEngine, ModelHandle } from './inference.ts';
+import type { InferenceEngine, ModelHandle } from './engine.ts';
 import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
 import { NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';

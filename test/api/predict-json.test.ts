@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loadMnist } from '../../src/data/mnist.ts';
+import { pngsToMnistPixels } from '../../src/image/preprocess.ts';
+import { INLINE_MAX_PIXELS } from '../../src/serving/decode-pool.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { encodeGrayPng } from '../helpers/png.ts';
@@ -78,4 +80,18 @@ test('more images than MAX_IMAGES_PER_REQUEST is 413, in JSON as in multipart', 
   const res = await post({ pixels: five });
   assert.equal(res.statusCode, 413);
   assert.match(res.json().message, /at most 4 images/);
+});
+
+test('a large PNG, decoded on a decode thread, gets exactly the probabilities of its pixels decoded on the event loop', async () => {
+  const side = 320;
+  assert.ok(side * side > INLINE_MAX_PIXELS);
+  // The first digit 10× larger, dark on light paper, with a margin: as a canvas export sends it.
+  const inside = (v: number) => v >= 20 && v < 300;
+  const paper = new Uint8Array(side * side);
+  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) paper[y * side + x] = 255 - (inside(x) && inside(y) ? digits[0][Math.floor((y - 20) / 10) * 28 + Math.floor((x - 20) / 10)] : 0);
+  const png = encodeGrayPng(paper, side, side);
+  const onThread = await post({ images: [png.toString('base64')] });
+  assert.equal(onThread.statusCode, 200, onThread.body);
+  const inline = await post({ pixels: [Array.from(pngsToMnistPixels([{ name: 'the image', png }]))] });
+  assert.deepEqual(probabilitiesOf(onThread), probabilitiesOf(inline));
 });

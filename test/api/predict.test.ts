@@ -4,7 +4,7 @@ import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { writeFixtureVersion } from '../helpers/fixture-model.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart } from '../helpers/multipart.ts';
-import { encodeGrayPng } from '../helpers/png.ts';
+import { buildPng, encodeGrayPng } from '../helpers/png.ts';
 
 let api: TestApi;
 before(async () => {
@@ -105,6 +105,30 @@ test('more images than allowed in one request is 413', async () => {
   const form = multipart(Array.from({ length: 9 }, (_, i) => ({ name: 'images', filename: `${i}.png`, contentType: 'image/png', data: d.png })));
   const res = await api.app.inject({ method: 'POST', url: '/v1/predict', ...form });
   assert.equal(res.statusCode, 413);
+});
+
+test('PNGs declaring more pixels in all than PREDICT_MAX_PIXELS are 413 naming the figure, before any is decoded', async () => {
+  // 4000×4000 each by their headers, and image data that is not deflate: decoding one would be a 400.
+  const lying = buildPng({ width: 4000, height: 4000, deflated: Buffer.from('not deflate') });
+  const message = /^the images of this request decode to 32,000,000 pixels; at most 16,777,216 \(PREDICT_MAX_PIXELS\)/;
+  const form = multipart([0, 1].map((i) => ({ name: 'images', filename: `${i}.png`, contentType: 'image/png', data: lying })));
+  const byMultipart = await api.app.inject({ method: 'POST', url: '/v1/predict', ...form });
+  assert.equal(byMultipart.statusCode, 413, byMultipart.body);
+  assert.match(byMultipart.json().message, message);
+  const byJson = await api.app.inject({ method: 'POST', url: '/v1/predict', payload: { images: [lying.toString('base64'), lying.toString('base64')] } });
+  assert.equal(byJson.statusCode, 413);
+  assert.match(byJson.json().message, message);
+  const one = await predictPng(lying);
+  assert.equal(one.statusCode, 400, 'one of them alone is within the limit, so it is decoded, and fails');
+  assert.match(one.json().message, /^the image: the PNG image data is corrupt/);
+});
+
+test('a multipart predict with a part that is not a file is 400 naming it', async () => {
+  const [d] = await mnistTestPngs(1);
+  const form = multipart([{ name: 'images', filename: 'd.png', contentType: 'image/png', data: d.png }, { name: 'version', data: '1' }]);
+  const res = await api.app.inject({ method: 'POST', url: '/v1/predict', ...form });
+  assert.equal(res.statusCode, 400);
+  assert.match(res.json().message, /the multipart field 'version' is not a file/);
 });
 
 test('the service still answers after all of that', async () => {

@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
-import { DatasetError } from '../../src/data/dataset-error.ts';
+import { DatasetError, DEFAULT_DATASET_LIMITS } from '../../src/data/dataset-error.ts';
 import { readIdxUpload } from '../../src/data/idx-upload.ts';
 import { readImageFolderZip } from '../../src/data/image-folder.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
+import { buildPng } from '../helpers/png.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
 
-const rejects = async (zip: Buffer, pattern: RegExp, kind = 'invalid') =>
-  assert.rejects(readImageFolderZip(zip), (err: Error) => err instanceof DatasetError && err.kind === kind && pattern.test(err.message));
+const rejects = async (zip: Buffer, pattern: RegExp, kind = 'invalid', limits = DEFAULT_DATASET_LIMITS) =>
+  assert.rejects(readImageFolderZip(zip, limits), (err: Error) => err instanceof DatasetError && err.kind === kind && pattern.test(err.message));
 
 test('an ImageFolder ZIP gives each PNG its folder digit, preprocessed as predict does', async () => {
   const digits = await mnistTestPngs(12);
@@ -55,7 +56,16 @@ test('a zip bomb is refused from its declared sizes, without inflating it', asyn
   await rejects(bomb, /bytes uncompressed/, 'too-large');
   assert.ok(performance.now() - started < 500);
   const many = makeZip(Array.from({ length: 5 }, (_, i) => ({ name: `1/${i}.png`, data: Buffer.alloc(10) })));
-  await assert.rejects(readImageFolderZip(many, { maxImages: 3, maxEntryBytes: 1e6, maxTotalBytes: 1e7 }), /more than 3 images/);
+  await assert.rejects(readImageFolderZip(many, { ...DEFAULT_DATASET_LIMITS, maxImages: 3 }), /more than 3 images/);
+});
+
+test('an archive whose PNGs declare more pixels in all than maxPixels is refused from their headers, before any is decoded', async () => {
+  // Each header declares 4000×4000, and its image data is not deflate: decoding would fail with a 400 instead.
+  const lying = buildPng({ width: 4000, height: 4000, deflated: Buffer.from('not deflate') });
+  const zip = makeZip(Array.from({ length: 9 }, (_, i) => ({ name: `${i}/big.png`, data: lying })));
+  await rejects(zip, /^the PNGs of this upload decode to 144,000,000 pixels; at most 134,217,728 \(UPLOAD_MAX_PIXELS\)$/, 'too-large');
+  await rejects(zip, /decode to 144,000,000 pixels; at most 100,000,000/, 'too-large', { ...DEFAULT_DATASET_LIMITS, maxPixels: 100_000_000 });
+  await rejects(makeZip([{ name: '1/a.png', data: lying }]), /^'1\/a.png': the PNG image data is corrupt/, 'invalid');
 });
 
 test('an IDX pair is read gzipped or not', async () => {

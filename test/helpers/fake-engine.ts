@@ -1,5 +1,5 @@
 import type { io } from '@tensorflow/tfjs-core';
-import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from '../../src/serving/inference.ts';
+import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from '../../src/serving/engine.ts';
 import { WEIGHTS_FILE } from '../../src/ml/model-files.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 

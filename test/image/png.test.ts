@@ -5,10 +5,12 @@ import * as zlib from 'node:zlib';
 import pngjs from 'pngjs';
 import {
   CorruptImageError,
+  declaredPixels,
   decodePng,
   DEFAULT_LIMITS,
   ImageTooLargeError,
   luminance,
+  PNG_HEADER_BYTES,
   readPngHeader,
   UnsupportedMediaError,
 } from '../../src/image/png.ts';
@@ -38,7 +40,7 @@ function pngjsWrite(width: number, height: number, data: Uint8Array | Uint16Arra
 const isError = (cls: typeof UnsupportedMediaError | typeof CorruptImageError | typeof ImageTooLargeError, kind: ErrorKind) => (err: unknown) =>
   err instanceof cls && err.kind === kind && err.name === cls.name && err.message.length > 10;
 
-test('the hand-made chunks carry correct CRCs', { skip: typeof (zlib as { crc32?: unknown }).crc32 !== 'function' && 'zlib.crc32 needs Node ≥ 20.15' }, () => {
+test('the hand-made chunks carry correct CRCs', () => {
   const nodeCrc = (zlib as unknown as { crc32(b: Uint8Array): number }).crc32;
   for (const buf of [Buffer.alloc(0), Buffer.from('IEND'), randomBytes(1000)]) assert.equal(crc32(buf), nodeCrc(buf));
 });
@@ -234,4 +236,13 @@ test('transparency: transparent pixels become background, the opposite of the op
   const grayAlpha = pngjsWrite(2, 1, new Uint8Array([255, 255, 255, 0, 30, 30, 30, 255]), { colorType: 4 });
   assert.equal(readPngHeader(grayAlpha).colorType, 4);
   assert.deepEqual([...decodePng(grayAlpha).data], [255, 30]);
+});
+
+test('declaredPixels sums what the headers declare without decoding, and names the image whose header is refused', () => {
+  // Header and an IDAT that is not deflate: decoding either would fail, reading the headers does not.
+  const lying = (width: number, height: number) => buildPng({ width, height, deflated: Buffer.from('not deflate') });
+  assert.equal(declaredPixels([{ name: 'a', png: lying(4000, 4000) }, { name: 'b', png: lying(3000, 2000) }]), 22_000_000);
+  assert.equal(declaredPixels([{ name: 'prefix', png: lying(640, 480).subarray(0, PNG_HEADER_BYTES) }]), 640 * 480, 'the first PNG_HEADER_BYTES are enough');
+  assert.throws(() => declaredPixels([{ name: 'a', png: lying(28, 28) }, { name: 'images[1]', png: lying(5000, 10) }]), (err: Error & { kind?: string }) => err.kind === 'invalid' && /^images\[1\]: the PNG is 5000×10/.test(err.message));
+  assert.throws(() => declaredPixels([{ name: 'file 2 (x.jpg)', png: Buffer.from('JFIF not a png at all') }]), (err: Error & { kind?: string }) => err.kind === 'unsupported' && /^file 2 \(x\.jpg\): /.test(err.message));
 });

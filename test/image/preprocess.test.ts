@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import pngjs from 'pngjs';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { CorruptImageError, ImageTooLargeError, UnsupportedMediaError, type GrayImage } from '../../src/image/png.ts';
-import { borderMean, darkBackground, imageToMnistPixels, MNIST_PIPELINE, resizeArea, toMnistInput, type Step } from '../../src/image/preprocess.ts';
+import { borderMean, darkBackground, imageToMnistPixels, MNIST_PIPELINE, pngsToMnistPixels, resizeArea, toMnistInput, type Step } from '../../src/image/preprocess.ts';
 import { adam7Rows, buildPng, encodeGrayPng, encodeRgbaPng, pngChunk, unfilteredRows } from '../helpers/png.ts';
 
 const firstTestDigit = async () => Uint8Array.from((await loadMnist('test')).images.subarray(0, 784));
@@ -151,4 +151,13 @@ test('the pipeline is a list of pure steps, and a caller may run its own list', 
   };
   assert.deepEqual(toMnistInput(img, [darkBackground, cropToInk, stretchTo28]), new Uint8Array(784).fill(200));
   assert.deepEqual(img.data, input, 'steps do not mutate their input');
+});
+
+test('several PNGs come out as their MNIST inputs one after another; an error names the image', async () => {
+  const digit = await firstTestDigit();
+  const paper = encodeGrayPng(inverted(upscale(digit, 28, 3)), 84, 84);
+  const out = pngsToMnistPixels([{ name: 'images[0]', png: encodeGrayPng(digit) }, { name: 'images[1]', png: paper }]);
+  assert.deepEqual(out, Uint8Array.from([...imageToMnistPixels(encodeGrayPng(digit)), ...imageToMnistPixels(paper)]));
+  const truncated = paper.subarray(0, paper.length - 20);
+  assert.throws(() => pngsToMnistPixels([{ name: 'images[0]', png: paper }, { name: 'images[1]', png: truncated }]), (err: Error & { kind?: string }) => err.kind === 'invalid' && /^images\[1\]: /.test(err.message));
 });
