@@ -41,7 +41,7 @@ export const ConfigSchema = Type.Object({
   DATASETS_MAX_BYTES: Type.Integer({
     minimum: 0,
     default: 1_073_741_824,
-    description: 'most bytes all stored datasets (and feedback) may take in DATASETS_DIR; an upload that would pass it → 507 (0 = no limit)',
+    description: 'most bytes all stored datasets may take in DATASETS_DIR; an upload that would pass it → 507 (0 = no limit)',
   }),
   REQUEST_TIMEOUT_MS: Type.Integer({
     minimum: 1000,
@@ -67,7 +67,7 @@ export const ConfigSchema = Type.Object({
     default: 1,
     description: 'how long a predict request waits for others to batch with when the model is idle (as TF Serving batch_timeout_micros, in ms; 0 = only those already arrived)',
   }),
-  PREDICT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API: they decode images and run the models, so the HTTP event loop never does' }),
+  PREDICT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API: they run the models, so the HTTP event loop never does (PNGs are decoded on separate decode threads, one per core but one)' }),
   API_SHUTDOWN_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     default: 10_000,

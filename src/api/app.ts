@@ -7,6 +7,10 @@ import { auth, documentAccess } from './auth.ts';
 import { errorHandler } from './error-handler.ts';
 import { validatorCompiler, schemaErrorFormatter } from './validation.ts';
 import { echoRequestId, logRequest, requestIdOptions } from './request-id.ts';
+import { registerBodyLimit } from './body-limit.ts';
+import { registerJsonDepthLimits } from './json-depth.ts';
+import { lingeringClose, registerLingeringClose } from './lingering-close.ts';
+import { clientErrorHandler, requestTimeoutOptions } from './request-timeout.ts';
 import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
@@ -27,10 +31,15 @@ import type { ApiServices } from './services.ts';
 
 /** Builds the HTTP app without listening, so tests drive it with `inject`. */
 export async function buildApp(services: ApiServices, opts: FastifyServerOptions = {}) {
+  const { config } = services;
+  // Early refusals are answered, then the rest of the body discarded within these bounds (lingering-close.ts).
+  const lingering = lingeringClose({ maxBytes: config.REFUSED_BODY_DRAIN_BYTES, maxMs: config.REFUSED_BODY_DRAIN_MS });
   const app = Fastify({
-    bodyLimit: services.config.BODY_LIMIT_BYTES,
+    bodyLimit: config.BODY_LIMIT_BYTES,
     schemaErrorFormatter,
     ...requestIdOptions,
+    ...requestTimeoutOptions(config.REQUEST_TIMEOUT_MS),
+    clientErrorHandler: clientErrorHandler(lingering, config.REQUEST_TIMEOUT_MS),
     ...opts,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -41,11 +50,14 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
     for (const method of [route.method].flat()) if (method !== 'HEAD') publicRoutes.push({ method, url: route.url });
   });
   app.decorate('publicRoutes', publicRoutes);
+  // Before any route: each route's JSON depth limit is computed as it is added.
+  app.decorate('jsonDepthLimits', registerJsonDepthLimits(app));
   app.setValidatorCompiler(validatorCompiler());
   // JSON bodies only, unless a route reads its own (predict's PNGs, uploads): text/plain is a 415.
   app.removeContentTypeParser('text/plain');
   app.decorate('services', services);
   app.addHook('onRequest', echoRequestId); // first, so that every answer (401, 429, 404…) carries X-Request-Id
+  registerLingeringClose(app, lingering);
   app.addHook('onResponse', logRequest);
   app.setErrorHandler(errorHandler);
   app.addSchema(ErrorSchema);
@@ -73,6 +85,8 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // Before the routes: auth's onRequest hook runs first, then predict's rate limit (counted per key).
   await app.register(auth, { config: services.config });
+  // Then the size (413), before the rate limit counts the request and before any parser looks at the content (415, 400).
+  registerBodyLimit(app, config);
   await app.register(predictRateLimit, { config: services.config, redis: services.redis });
   await app.register(metricsRoutes); // first: its hook times every route
   await app.register(healthRoutes);
@@ -92,5 +106,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>;
 declare module 'fastify' {
   interface FastifyInstance {
     publicRoutes: { method: string; url: string }[];
+    /** The deepest JSON body each route takes, by `METHOD /url` (json-depth.ts). */
+    jsonDepthLimits: Map<string, number>;
   }
 }

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.ts';
+import { secretQueryParams } from '../logger.ts';
 
 export const SCOPES = ['predict', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -116,6 +117,13 @@ const authPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config 
   app.log.info({ adminKeys: count('admin'), predictKeys: count('predict'), predictAuth: config.PREDICT_AUTH }, 'API keys required');
 
   app.addHook('onRequest', async (req, reply) => {
+    // A key in the URL is already compromised: proxies, browsers' history and access logs keep
+    // URLs. Refused on every route, whether the key is valid or not, so that no client comes to
+    // depend on it working; the message says where the key goes instead.
+    const inQuery = secretQueryParams(req.url);
+    if (inQuery.length > 0) {
+      return deny(reply, 401, ', error="invalid_request"', `do not send an API key in the URL (\`${inQuery[0].slice(0, 40)}\` in the query string): URLs are logged and cached; send it as \`Authorization: Bearer <key>\` or \`X-API-Key: <key>\` instead`);
+    }
     const access = routeAccess(req.method, req.routeOptions.url, config.PREDICT_AUTH);
     const presented = presentedKey(req);
     const caller = presented ? findKey(keys, presented) : undefined;

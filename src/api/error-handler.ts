@@ -1,6 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.ts';
 import { ServiceError, type ErrorKind } from '../errors.ts';
+import { bodyTooLargeMessage } from './body-limit.ts';
 import { isRedisConnectionError, REDIS_RETRY_AFTER_SECONDS } from '../redis/connection.ts';
 
 declare module 'fastify' {
@@ -18,6 +20,8 @@ export const STATUS_OF_KIND: Record<ErrorKind, number> = {
   'not-found': 404,
   conflict: 409,
   unavailable: 503,
+  busy: 429,
+  'insufficient-storage': 507,
 };
 
 /**
@@ -41,6 +45,11 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   const tellClient = known || statusCode < 500;
   if (!tellClient) req.log.error({ err }, 'request failed');
   let message = tellClient ? err.message : 'internal server error';
+  // Fastify's own 413 names no number; say the limit and its setting, as the Content-Length check does.
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const config = (req.server as { services?: { config?: Config } }).services?.config;
+    if (config) message = bodyTooLargeMessage(req, config);
+  }
   // Fastify's own 415 names only the type it got; say what the route takes instead.
   if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${req.headers['content-type'] ?? 'no content type'} is not accepted here; send ${req.routeOptions.config.accepts ?? 'application/json'}`;
   return reply.status(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message });

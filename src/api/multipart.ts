@@ -36,7 +36,8 @@ export async function readMultipart(req: FastifyRequest, options?: PartsOptions)
     }
   } catch (err) {
     const e = err as Error & { statusCode?: number };
-    if (e.statusCode !== undefined) throw err; // @fastify/multipart's own (limits: 413)
+    // @fastify/multipart's own (limits: 413), and what failed the reading of the request: its size (413) or its time (408).
+    if (e.statusCode !== undefined || err instanceof ServiceError) throw err;
     throw new MalformedMultipartError(`the multipart body is malformed: ${e.message}`);
   }
   return { files, fields };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { redactUrl } from '../logger.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 /** A caller's id is kept if it is 1–128 printable ASCII characters (no spaces); otherwise the API makes one. */
@@ -29,8 +30,12 @@ export async function echoRequestId(req: FastifyRequest, reply: FastifyReply): P
 /** Routes that answer thousands of times a second: their lines are `debug`, the rest `info`. */
 const HIGH_VOLUME = new Set(['POST /v1/predict', 'GET /healthz', 'GET /readyz', 'GET /metrics']);
 
-/** onResponse hook: the request's one log line. */
+/**
+ * onResponse hook: the request's one log line. The URL is redacted here rather than left to the
+ * logger's serializers: a key a client put in the query string must not reach the log whatever
+ * logger the app was given.
+ */
 export async function logRequest(req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const level = HIGH_VOLUME.has(`${req.method} ${req.routeOptions.url}`) ? 'debug' : 'info';
-  req.log[level]({ method: req.method, url: req.url, statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
+  req.log[level]({ method: req.method, url: redactUrl(req.url), statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
 }

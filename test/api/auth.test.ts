@@ -101,6 +101,17 @@ describe('with API keys configured (predict needs a key)', () => {
     assert.equal((await call('GET', '/v1/models', { 'x-api-key': 'wrong' })).statusCode, 401);
   });
 
+  test('a key in the query string is refused with 401, valid or not, saying to send it in a header', async () => {
+    for (const url of [`/v1/models?api_key=${ADMIN}`, `/v1/jobs?limit=2&TOKEN=${PREDICT}`, '/v1/models?apikey=wrong', `/v1/predict?access_token=${ADMIN}`, `/healthz?Key=${ADMIN}`, `/v1/models?api%5Fkey=${ADMIN}`]) {
+      const res = await call(url.startsWith('/v1/predict') ? 'POST' : 'GET', url, bearer(ADMIN), url.startsWith('/v1/predict') ? predictBody : undefined);
+      assert.equal(res.statusCode, 401, url);
+      assert.match(String(res.headers['www-authenticate']), /error="invalid_request"/, url);
+      assert.match(res.json().message, /query string.*`Authorization: Bearer <key>` or `X-API-Key: <key>`/, url);
+      for (const key of [ADMIN, PREDICT]) assert.ok(!res.body.includes(key), 'the answer does not repeat the key');
+    }
+    assert.equal((await call('GET', '/v1/jobs?limit=2', bearer(ADMIN))).statusCode, 200, 'other query parameters are fine');
+  });
+
   test('a keyless upload is refused before its body is read', async () => {
     const res = await api.app.inject({ method: 'POST', url: '/v1/datasets', headers: { 'content-type': 'application/zip' }, payload: Buffer.alloc(2 * 1024 * 1024) });
     assert.equal(res.statusCode, 401);
@@ -169,6 +180,8 @@ describe('keys never reach the logs', () => {
     await app.inject({ url: '/v1/models', headers: bearer(`${ADMIN_2}-wrong`) });
     await app.inject({ method: 'DELETE', url: '/v1/models/serving', headers: bearer(PREDICT) });
     await app.inject({ method: 'POST', url: '/v1/jobs', headers: { ...bearer(ADMIN), 'content-type': 'application/json' }, payload: '{"type":' });
+    await app.inject({ url: `/v1/models?api_key=${ADMIN}&access_token=${PREDICT}` });
+    await app.inject({ url: `/v1/nothing-here?token=${ADMIN_2}` });
     // A handler that logs the request headers (as a careless future one might) is redacted too.
     app.log.info({ req: { headers: { authorization: `Bearer ${ADMIN}`, 'x-api-key': PREDICT } } }, 'headers');
     app.log.info({ config: running.app.services.config }, 'config');

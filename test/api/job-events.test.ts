@@ -6,6 +6,9 @@ import type { JobView } from '../../src/schemas/jobs.ts';
 import { trainingWorker } from '../../src/queue/queues.ts';
 import { createRedis } from '../../src/redis/connection.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
+import { createApi } from '../../src/api/start-api.ts';
+import { createLogger } from '../../src/logger.ts';
+import { testConfig } from '../helpers/env.ts';
 
 let api: TestApi;
 let base = '';
@@ -177,6 +180,53 @@ test('past MAX_EVENT_STREAMS open streams a client gets 503 with Retry-After, an
     await again!.body!.cancel();
   } finally {
     await capped.close();
+  }
+});
+
+test('a burst of stream requests over MAX_EVENT_STREAMS opens exactly the cap; the rest get 503, logged below error level', async () => {
+  const CAP = 5;
+  const { config, cleanup } = await testConfig({ MAX_EVENT_STREAMS: String(CAP) });
+  const lines: string[] = [];
+  const capped = await createApi(config, createLogger('api', 'info', { write: (line: string) => void lines.push(line) }));
+  const aborts: AbortController[] = [];
+  try {
+    await capped.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = capped.app.server.address() as { port: number };
+    const { id } = (await capped.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train' } })).json();
+    const open = (path: string) => {
+      const abort = new AbortController();
+      aborts.push(abort);
+      return fetch(`http://127.0.0.1:${port}${path}`, { signal: abort.signal });
+    };
+    // Requests for jobs that do not exist take a slot while they look, and must give it back.
+    const missing = await Promise.all(Array.from({ length: 10 }, (_, i) => open(`/v1/jobs/nope-${i}/events`)));
+    assert.deepEqual(missing.map((r) => r.status), Array(10).fill(404));
+    for (const r of missing) await r.body?.cancel();
+
+    const answers = await Promise.all(Array.from({ length: 30 }, () => open(`/v1/jobs/${id}/events`)));
+    const statuses = answers.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, CAP, `statuses: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((s) => s === 503).length, 30 - CAP);
+    for (const r of answers) if (r.status !== 200) await r.body?.cancel();
+
+    // Every stream closed: the cap is free again, 404s included.
+    for (const a of aborts) a.abort();
+    let again: Response | undefined;
+    for (let i = 0; i < 50 && again?.status !== 200; i++) {
+      await again?.body?.cancel();
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      again = await open(`/v1/jobs/${id}/events`);
+    }
+    assert.equal(again?.status, 200, 'the slots came back');
+    const opened = await Promise.all(Array.from({ length: CAP - 1 }, () => open(`/v1/jobs/${id}/events`)));
+    assert.deepEqual(opened.map((r) => r.status), Array(CAP - 1).fill(200), 'all five slots came back');
+
+    const errors = lines.filter((l) => JSON.parse(l).level >= 50);
+    assert.deepEqual(errors, [], 'a refused stream is not an error');
+  } finally {
+    for (const a of aborts) a.abort();
+    await capped.close();
+    await cleanup();
   }
 });
 

@@ -17,6 +17,9 @@ export class TooManyStreamsError extends ServiceError {
 
 export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const streams = new Set<JobEventStream>();
+  // Slots taken: open streams, and requests between the check and their stream's start. Taken
+  // before the first await, or a burst would pass the check together and all open streams.
+  let slots = 0;
   // Open streams would keep `close()` waiting for ever; drop them first, then stop listening.
   app.addHook('preClose', async () => {
     for (const s of streams) s.disconnect();
@@ -39,16 +42,35 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const { jobs, config, jobEvents } = app.services;
-    if (streams.size >= config.MAX_EVENT_STREAMS) {
+    if (slots >= config.MAX_EVENT_STREAMS) {
       reply.header('retry-after', String(STREAMS_FULL_RETRY_AFTER_S));
       throw new TooManyStreamsError(config.MAX_EVENT_STREAMS);
     }
-    const first = await jobs.get(req.params.id);
-    if (!first) throw new JobNotFoundError(req.params.id);
-    await jobEvents.ready();
-    reply.hijack();
-    const stream = new JobEventStream(reply.raw, first.id, jobs, () => streams.delete(stream), req.id);
-    streams.add(stream);
-    stream.start(first, jobEvents);
+    slots++;
+    let held = true;
+    const release = () => {
+      if (held) slots--;
+      held = false;
+    };
+    try {
+      const first = await jobs.get(req.params.id);
+      if (!first) throw new JobNotFoundError(req.params.id);
+      await jobEvents.ready();
+      // Gone while we looked the job up: its close has passed, and a stream would never see it.
+      if (req.raw.socket?.destroyed) {
+        release();
+        return reply.hijack();
+      }
+      reply.hijack();
+      const stream = new JobEventStream(reply.raw, first.id, jobs, () => {
+        streams.delete(stream);
+        release();
+      }, req.id);
+      streams.add(stream);
+      stream.start(first, jobEvents);
+    } catch (err) {
+      release();
+      throw err;
+    }
   });
 };
