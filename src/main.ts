@@ -4,10 +4,11 @@ import { startApiProcess } from './api.ts';
 import { loadConfigOrExit } from './config.ts';
 import { createLogger } from './logger.ts';
 import { ensureRedis } from './redis/private-server.ts';
+import { siblingModule } from './ts-worker.ts';
 
 // `npm start`: the API in this process and one training worker as a child process, restarted if it
 // dies. In production run them separately (`start:api`, `start:worker`) and scale each on its own.
-const WORKER_ENTRY = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const WORKER_ENTRY = fileURLToPath(siblingModule('./worker', import.meta.url));
 const RESTART_DELAY_MS = 2000;
 
 let worker: ChildProcess | undefined;

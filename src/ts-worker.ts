@@ -1,6 +1,15 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
+ * The URL of a module beside `base` (an `import.meta.url`), with base's own extension: `.ts` when
+ * the service runs from source under tsx, `.js` when it runs compiled (as the test suite does). For
+ * the entries of threads and child processes, which are files, not imports the compiler rewrites.
+ */
+export function siblingModule(relative: string, base: string): URL {
+  return new URL(`${relative}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
+}
+
+/**
  * A worker thread running a TypeScript module like the rest of the service. tsx's loader hooks do
  * not reach worker threads through `--import` on Node 20, so a small bootstrap registers them in
  * the thread before importing the entry; a compiled (.js) entry starts directly.

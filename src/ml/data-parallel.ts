@@ -5,7 +5,7 @@ import { currentBackendName } from './backend.ts';
 import { batchGradients, type BatchGradients } from './batch-gradients.ts';
 import { SpatialTransformer } from './layers/spatial-transformer.ts';
 import type { FromReplica, ToReplica } from './data-parallel-messages.ts';
-import { startTsWorker } from '../ts-worker.ts';
+import { siblingModule, startTsWorker } from '../ts-worker.ts';
 
 /**
  * Layers a replica on another thread computes as this one would: pure functions of weights and
@@ -142,7 +142,7 @@ export class DataParallelTrainer {
   }
 }
 
-const ENTRY = new URL('./data-parallel-replica.ts', import.meta.url);
+const ENTRY = siblingModule('./data-parallel-replica', import.meta.url);
 
 /** One worker thread holding a model replica; requests are answered in order. */
 class ReplicaThread {

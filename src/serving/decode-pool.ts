@@ -6,10 +6,10 @@ import { ServiceError } from '../errors.ts';
 import { declaredPixels, type NamedPng } from '../image/png.ts';
 import { pngsToMnistPixels } from '../image/preprocess.ts';
 import type { EncodedDataset } from '../store/dataset-store.ts';
-import { startTsWorker } from '../ts-worker.ts';
+import { siblingModule, startTsWorker } from '../ts-worker.ts';
 import { packPngs, transferable, type DecodeReply, type DecodeTask } from './decode-messages.ts';
 
-const WORKER_ENTRY = new URL('./decode-worker.ts', import.meta.url);
+const WORKER_ENTRY = siblingModule('./decode-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
 
 /**

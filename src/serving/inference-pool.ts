@@ -2,11 +2,11 @@ import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { BackendPreference } from '../config.ts';
 import type { ModelFiles } from '../ml/model-files.ts';
-import { startTsWorker } from '../ts-worker.ts';
+import { siblingModule, startTsWorker } from '../ts-worker.ts';
 import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './engine.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
-const WORKER_ENTRY = new URL('./inference-worker.ts', import.meta.url);
+const WORKER_ENTRY = siblingModule('./inference-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
 
 function spawn(backend: BackendPreference): Worker {

@@ -58,7 +58,9 @@ describe('the routes', () => {
       const res = await api.app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'application/json' }, payload });
       assert.equal(res.statusCode, 400);
       assert.match(res.json().message, /nests deeper than 3 levels/);
-      assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+      // Parsed whole, such a body held the event loop 6.6 s on a quiet machine; refused early it takes
+      // tens of milliseconds, and the bound leaves room for a machine busy with the other test files.
+      assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     }
   });
 

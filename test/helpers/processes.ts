@@ -3,6 +3,13 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The suite runs compiled (scripts/test.ts): a process entry is then the .js beside it, run without tsx. */
+const COMPILED = import.meta.url.endsWith('.js');
+
+/** Node's arguments that run `entry` (a path like `src/api.ts`) as `npm run start:*` would. */
+export function nodeArgs(entry: string): string[] {
+  return COMPILED ? [entry.replace(/\.ts$/, '.js')] : ['--import', 'tsx', entry];
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -21,9 +28,9 @@ export interface Proc {
   stop: () => Promise<void>;
 }
 
-/** Starts `node --import tsx <entry>` as `npm run start:*` would, capturing its logs for failure messages. */
+/** Starts `entry` as `npm run start:*` would, capturing its logs for failure messages. */
 export function startProcess(entry: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, nodeArgs(entry), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-20000);

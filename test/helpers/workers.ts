@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { trainingQueue, type TrainingQueue } from '../../src/queue/queues.ts';
 import { processEnv, REDIS_URL, testConfig, waitFor } from './env.ts';
-import { freePort, startProcess, type Proc } from './processes.ts';
+import { freePort, nodeArgs, startProcess, type Proc } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -22,7 +22,7 @@ export interface WorkerProc {
 }
 
 export function startWorkerProcess(name: string, env: Record<string, string>): WorkerProc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, nodeArgs('src/worker.ts'), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let log = '';
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-40000);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackendName, initBackend } from '../../src/ml/backend.ts';
+import { siblingModule } from '../../src/ts-worker.ts';
 
 function recorder() {
   const entries: { obj: Record<string, unknown>; msg: string }[] = [];
@@ -85,7 +86,7 @@ test('wasm initialises and trains conv2d inside a worker thread', async () => {
   // thread there (it does in workers from Node 22.22.3 / 24.11.1), so a .ts worker entry fails with
   // ERR_UNKNOWN_FILE_EXTENSION. Registering tsx from inside the worker works on every version.
   const tsxApi = import.meta.resolve('tsx/esm/api');
-  const backendUrl = new URL('../../src/ml/backend.ts', import.meta.url).href;
+  const backendUrl = siblingModule('../../src/ml/backend', import.meta.url).href;
   const tfUrl = import.meta.resolve('@tensorflow/tfjs-core');
   const layersUrl = import.meta.resolve('@tensorflow/tfjs-layers'); // registers the gradient functions
   const code = `

@@ -10,6 +10,7 @@ import { loadMnist } from '../../src/data/mnist.ts';
 import type { NamedPng } from '../../src/image/png.ts';
 import { pngsToMnistPixels } from '../../src/image/preprocess.ts';
 import { DecodePool, INLINE_MAX_PIXELS } from '../../src/serving/decode-pool.ts';
+import { siblingModule } from '../../src/ts-worker.ts';
 import { encodeDataset } from '../../src/store/dataset-store.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { buildPng, encodeGrayPng } from '../helpers/png.ts';
@@ -84,7 +85,7 @@ test('predictions waiting for the thread go before dataset uploads waiting longe
 });
 
 test('a thread that dies fails only the task it had, and a new thread takes the next one', async () => {
-  const crashing = await DecodePool.start({ size: 1, log, entry: new URL('../helpers/decode-worker-that-crashes.ts', import.meta.url) });
+  const crashing = await DecodePool.start({ size: 1, log, entry: siblingModule('../helpers/decode-worker-that-crashes', import.meta.url) });
   try {
     const png = paperDigit(300);
     const doomed = crashing.preprocessPngs([{ name: 'crash', png }]);

@@ -2,9 +2,10 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TrainingCancelledError, TrainingPausedError } from '../../ml/train.ts';
+import { siblingModule } from '../../ts-worker.ts';
 import type { FromSandbox, SandboxResult, ToSandbox } from './protocol.ts';
 
-const ENTRY = fileURLToPath(new URL('./entry.ts', import.meta.url));
+const ENTRY = fileURLToPath(siblingModule('./entry', import.meta.url));
 /** How long a cancelled (or paused) job may take to finish its batch before it is killed. */
 const STOP_GRACE_MS = 30_000;
 /** How often the memory watchdog reads the child's resident size. */
