@@ -40,13 +40,29 @@ export class JobService {
     private readonly maxQueued = Infinity,
   ) {}
 
+  /** The tail of the training jobs being admitted one at a time. */
+  private admission: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs the count and the add of one training job at a time: run side by side, a burst of requests
+   * would all count the same room under MAX_QUEUED_JOBS. (Replicas of the API can still each add one
+   * past it at the same moment: the cap is per replica's burst, not exact across them.)
+   */
+  private oneAtATime<T>(step: () => Promise<T>): Promise<T> {
+    const next = this.admission.then(step, step);
+    this.admission = next.catch(() => undefined);
+    return next;
+  }
+
   /** `meta.requestId` (the HTTP request's id) travels in the job's data, so the worker's log lines for the job carry it. */
   async enqueue(data: JobData | ModelJobData, meta: JobMeta = {}, id = newJobId()): Promise<JobView> {
     let job;
     if (data.type === 'train' || data.type === 'finetune') {
-      const waiting = await this.training.count();
-      if (waiting >= this.maxQueued) throw new QueueFullError(waiting);
-      job = await this.training.add(data.type, { ...data, ...meta }, { jobId: id });
+      job = await this.oneAtATime(async () => {
+        const waiting = await this.training.count();
+        if (waiting >= this.maxQueued) throw new QueueFullError(waiting);
+        return this.training.add(data.type, { ...data, ...meta }, { jobId: id });
+      });
     } else job = await this.modelJobs.add(data.type, { ...data, ...meta }, { jobId: id });
     await this.redis.zadd(this.keys.jobIndex, job.timestamp, id);
     return toJobView(job, 'waiting', false);

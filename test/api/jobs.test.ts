@@ -126,6 +126,18 @@ describe('a full queue', () => {
       await small.close();
     }
   });
+
+  test('a burst of concurrent posts cannot pass MAX_QUEUED_JOBS', async () => {
+    const small = await startTestApi({ MAX_QUEUED_JOBS: '5' });
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 30 }, () => small.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'train', limit: 100, epochs: 1 } }).then((r) => r.statusCode)),
+      );
+      assert.deepEqual([statuses.filter((s) => s === 202).length, statuses.filter((s) => s === 429).length], [5, 25]);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('GET /v1/jobs', () => {
