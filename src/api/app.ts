@@ -11,7 +11,7 @@ import { registerBodyLimit } from './body-limit.ts';
 import { registerJsonDepthLimits } from './json-depth.ts';
 import { lingeringClose, registerLingeringClose } from './lingering-close.ts';
 import { clientErrorHandler, requestTimeoutOptions } from './request-timeout.ts';
-import { openapiDocument, predictRequestBodyDoc } from './openapi.ts';
+import { documentResponses, openapiDocument, predictRequestBodyDoc } from './openapi.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -67,10 +67,13 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
 
   await app.register(swagger, {
     openapi: openapiDocument,
-    transform: ({ schema, url, route }) => ({
-      schema: documentAccess(url === '/v1/predict' ? { ...schema, body: predictRequestBodyDoc } : schema, route.method, url),
-      url,
-    }),
+    // Shared schemas keep their $id as the component name (Job, Error…), which generated clients use as type names.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    transform: ({ schema, url, route }) => {
+      const method = Array.isArray(route.method) ? route.method[0] : route.method;
+      const withBody = url === '/v1/predict' ? { ...schema, body: predictRequestBodyDoc } : schema;
+      return { schema: documentResponses(documentAccess(withBody, method, url), method, url), url };
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(multipart, {

@@ -12,15 +12,16 @@ export async function openapiSpec(): Promise<unknown> {
 }
 
 /**
- * The document and the routes it should describe: every route the app registers, but HEAD and the
+ * The document (as built, and as GET /openapi.json serves it) and the routes it should describe: every route the app registers, but HEAD and the
  * ones hidden from it (the web page's files, the document itself), as `METHOD /openapi/{path}`.
  */
-export async function describeApi(): Promise<{ spec: unknown; routes: string[] }> {
+export async function describeApi(): Promise<{ spec: unknown; served: unknown; routes: string[] }> {
   const services = { config: loadConfig({}) } as ApiServices; // routes are registered, never called
   const app = await buildApp(services, { loggerInstance: pino({ level: 'silent' }) });
   await app.ready();
   const spec = app.swagger();
+  const served: unknown = (await app.inject({ url: '/openapi.json' })).json();
   const routes = app.publicRoutes.map((r) => `${r.method} ${r.url.replace(/:(\w+)/g, '{$1}')}`);
   await app.close();
-  return { spec, routes };
+  return { spec, served, routes };
 }
