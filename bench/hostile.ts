@@ -19,10 +19,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { ModelStore } from '../src/store/model-store.ts';
 import { writeFixtureVersion } from '../test/helpers/fixture-model.ts';
 import { buildPng, encodeGrayPng } from '../test/helpers/png.ts';
+import { healthProbe } from '../test/helpers/health-probe.ts';
 import { freePort, startProcess, type Proc } from '../test/helpers/processes.ts';
 import { makeZip } from '../test/helpers/zip.ts';
 import { multipart } from '../test/helpers/multipart.ts';
@@ -150,42 +150,6 @@ function cases(port: number): Case[] {
     ] },
     { name: "ids: BullMQ's own keys as job ids", run: (o) => Promise.all(['meta', 'id', 'events', 'completed', 'stalled-check'].map(async (id) => (await fetch(`${o}/v1/jobs/${id}`, { method: 'DELETE' })).status)) },
   ];
-}
-
-/**
- * Asks `url` every 20 ms from a thread of its own until stopped, and answers with each request's time
- * to an answer: the hostile client in this thread builds and sends megabytes at a time, which would
- * otherwise delay the probe's own timers and be blamed on the API.
- */
-function healthProbe(url: string): { ready: Promise<void>; stop: () => Promise<number[]> } {
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    const latencies = [];
-    let running = true;
-    parentPort.once('message', () => { running = false; });
-    (async () => {
-      await fetch(workerData.url).then((r) => r.arrayBuffer(), () => undefined); // a connection, warm
-      parentPort.postMessage('ready');
-      do {
-        const asked = performance.now();
-        await fetch(workerData.url).then((r) => r.arrayBuffer(), () => undefined);
-        latencies.push(performance.now() - asked);
-        await new Promise((r) => setTimeout(r, 20));
-      } while (running);
-      parentPort.postMessage(latencies);
-    })();`;
-  const worker = new Worker(code, { eval: true, workerData: { url } });
-  const ready = new Promise<void>((resolve) => worker.once('message', () => resolve()));
-  return {
-    ready,
-    stop: async () => {
-      const answer = new Promise<number[]>((resolve) => worker.once('message', resolve));
-      worker.postMessage('stop');
-      const latencies = await answer;
-      await worker.terminate();
-      return latencies;
-    },
-  };
 }
 
 /** The API's resident memory once it is back within the goal of `before`, or after 20 s: what it settled at, and when. */
