@@ -95,7 +95,7 @@ test('a version announced under load takes over within 1 s with no failed or mix
   await traffic.stop();
 
   const { answers } = traffic;
-  assert.ok(answers.length > 50, `${answers.length} requests`);
+  assert.ok(answers.length > 20, `traffic ran through the switch: ${answers.length} requests`); // ~100 on a quiet machine, half that on a busy one
   assert.deepEqual(answers.filter((a) => a.status !== 200), [], 'no request failed');
   assert.ok(answers.some((a) => a.version === 1) && answers.some((a) => a.version === 2), 'both versions answered');
   assert.ok(switchMs < 1000, `served ${switchMs.toFixed(0)} ms after it was written`);
