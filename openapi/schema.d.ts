@@ -711,15 +711,20 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Every version, newest first, and which one is served */
+                /** @description Every version, newest first, which one is served and why */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": {
-                            /** @description version /v1/predict serves by default: the pinned one, else the newest that loads */
+                            /** @description version /v1/predict serves by default: the pinned one, else the one SERVING_POLICY chooses */
                             servedVersion: number | null;
+                            /**
+                             * @description SERVING_POLICY: "best" serves a new version only if its test accuracy is at least the served one's (less PROMOTION_TOLERANCE), "newest" the newest, "manual" the first until one is pinned
+                             * @enum {string}
+                             */
+                            servingPolicy: "best" | "newest" | "manual";
                             /** @description version pinned with PUT /v1/models/serving, if any */
                             pinnedVersion: number | null;
                             items: {
@@ -731,6 +736,8 @@ export interface paths {
                                 testAccuracy: number;
                                 /** @description true for the version /v1/predict answers with by default */
                                 served: boolean;
+                                /** @description why this version is, or is not, the one served */
+                                servingReason: string;
                             }[];
                         };
                     };
@@ -980,7 +987,7 @@ export interface paths {
         };
         post?: never;
         /**
-         * Unpin: serve the newest version that loads again
+         * Unpin: SERVING_POLICY chooses the served version again
          * @description Auth: an `admin` key when the server has `API_KEYS`.
          */
         delete: {
@@ -992,7 +999,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Unpinned: the newest version that loads is served */
+                /** @description Unpinned: the version SERVING_POLICY chooses is served */
                 200: {
                     headers: {
                         [name: string]: unknown;

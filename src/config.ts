@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { SERVING_POLICIES } from './schemas/models.ts';
 import { StringEnum } from './schemas/string-enum.ts';
 
 /**
@@ -59,6 +60,12 @@ export const ConfigSchema = Type.Object({
     default: 1000,
     description: 'how often the API re-checks the models directory and the pin, should both a "version ready" event and the directory watch miss a change (0 = never)',
   }),
+  SERVING_POLICY: StringEnum(SERVING_POLICIES, {
+    default: 'best',
+    description:
+      'which version serves when none is pinned: "best", a new version only if its MNIST test accuracy is at least the served one\'s less PROMOTION_TOLERANCE; "newest", every new version; "manual", the first version until one is pinned. Under every policy the first version written serves',
+  }),
+  PROMOTION_TOLERANCE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'under SERVING_POLICY=best, how much lower (as a fraction: 0.002 = 0.2 points) a new version\'s test accuracy may be and still be served' }),
   MODEL_CACHE_SIZE: Type.Integer({ minimum: 1, default: 3, description: 'most model versions the API holds in memory: the served one plus recently used ones (?version=N, previously served)' }),
   PREDICT_MAX_BATCH_SIZE: Type.Integer({ minimum: 1, default: 32, description: 'most images in one model call when concurrent predict requests are batched (as TF Serving max_batch_size)' }),
   PREDICT_BATCH_TIMEOUT_MS: Type.Number({

@@ -12,8 +12,8 @@
  */
 /**
  * GET /v1/models.
- * @typedef {{ servedVersion: number | null, pinnedVersion: number | null,
- *   items: { version: number, createdAt: string, architecture: string, jobId: string | null, testAccuracy: number, served: boolean }[] }} ModelList
+ * @typedef {{ servedVersion: number | null, pinnedVersion: number | null, servingPolicy: 'best' | 'newest' | 'manual',
+ *   items: { version: number, createdAt: string, architecture: string, jobId: string | null, testAccuracy: number, served: boolean, servingReason: string }[] }} ModelList
  */
 
 /** The states a job does not leave. */

@@ -37,7 +37,8 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
   const compareSelect = $('#compare-version');
   /** @type {HTMLSelectElement} */
   const matrixSelect = $('#matrix-source');
-  let list = { items: [], servedVersion: null };
+  /** @type {import('./api.js').ModelList} */
+  let list = { items: [], servedVersion: null, pinnedVersion: null, servingPolicy: 'best' };
   let metas = new Map();
   let selected = null;
   let rendered = null; // the version the detail shows
@@ -80,7 +81,7 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
         h('td', {}, m.architecture, h('div', { class: 'muted small' }, lineage)),
         h('td', { class: 'acc' }, h('span', { class: m.testAccuracy === best ? 'strong' : '' }, formatPercent(m.testAccuracy, 2)), accBar),
         h('td', { class: 'hide-narrow muted' }, formatAgo(m.createdAt)),
-        h('td', {}, m.served ? h('span', { class: 'badge served' }, pinnedVersion === m.version ? 'served · pinned' : 'served') : ''),
+        h('td', { title: m.servingReason ?? '' }, m.served ? h('span', { class: 'badge served' }, pinnedVersion === m.version ? 'served · pinned' : 'served') : h('span', { class: 'muted small serving-reason' }, shortReason(m.servingReason))),
         h('td', { class: 'actions' }, pinButton(m)),
       );
     }));
@@ -88,9 +89,22 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
 
   function pinStatus() {
     if (pinnedVersion) {
-      return [`Version ${pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Back to latest')];
+      return [`Version ${pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Unpin')];
     }
-    return ['The newest version is served; pin another to roll back.'];
+    const policy = {
+      best: 'A new version is served only if its test accuracy is at least the served one\'s (SERVING_POLICY=best); pin another to serve it or to roll back.',
+      newest: 'The newest version is served (SERVING_POLICY=newest); pin another to roll back.',
+      manual: 'The first version is served until you pin another (SERVING_POLICY=manual).',
+    };
+    return [policy[list.servingPolicy] ?? policy.best];
+  }
+
+  /**
+   * The gist of why a version is not served, for the table (the whole reason is its cell's title).
+   * @param {string | undefined} reason
+   */
+  function shortReason(reason) {
+    return reason ? reason.split(/[:;(]/)[0].trim() : '';
   }
 
   function pinButton(m) {

@@ -42,7 +42,12 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
   const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log), DecodePool.start({ size: DECODE_THREADS, log })]);
-  const registry = new ModelRegistry(modelStore, engine, log, { cacheSize: config.MODEL_CACHE_SIZE, pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents) });
+  const registry = new ModelRegistry(modelStore, engine, log, {
+    cacheSize: config.MODEL_CACHE_SIZE,
+    pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents),
+    policy: config.SERVING_POLICY,
+    tolerance: config.PROMOTION_TOLERANCE,
+  });
   const metrics = new ApiMetrics({ jobCounts: () => queue.getJobCounts() });
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
 

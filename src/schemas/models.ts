@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { EpochStatsSchema } from './jobs.ts';
+import { StringEnum } from './string-enum.ts';
 
 export const ModelMetricsSchema = Type.Object({
   testAccuracy: Type.Number({ description: 'accuracy on the 10k MNIST test set' }),
@@ -47,6 +48,10 @@ export const ModelMetadataSchema = Type.Object(
 export type ModelMetrics = Static<typeof ModelMetricsSchema>;
 export type ModelMetadata = Static<typeof ModelMetadataSchema>;
 
+/** How a new version comes to be served when none is pinned (SERVING_POLICY). */
+export const SERVING_POLICIES = ['best', 'newest', 'manual'] as const;
+export type ServingPolicy = (typeof SERVING_POLICIES)[number];
+
 export const ModelSummarySchema = Type.Object({
   version: Type.Integer(),
   createdAt: Type.String({ format: 'date-time' }),
@@ -54,10 +59,12 @@ export const ModelSummarySchema = Type.Object({
   jobId: Type.Union([Type.String(), Type.Null()]),
   testAccuracy: Type.Number(),
   served: Type.Boolean({ description: 'true for the version /v1/predict answers with by default' }),
+  servingReason: Type.String({ description: 'why this version is, or is not, the one served' }),
 });
 
 export const ModelListSchema = Type.Object({
-  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default: the pinned one, else the newest that loads' }),
+  servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default: the pinned one, else the one SERVING_POLICY chooses' }),
+  servingPolicy: StringEnum(SERVING_POLICIES, { description: 'SERVING_POLICY: "best" serves a new version only if its test accuracy is at least the served one\'s (less PROMOTION_TOLERANCE), "newest" the newest, "manual" the first until one is pinned' }),
   pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version pinned with PUT /v1/models/serving, if any' }),
   items: Type.Array(ModelSummarySchema),
 });

@@ -4,6 +4,8 @@ import type { InferenceEngine, ModelHandle } from './engine.ts';
 import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
 import { NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';
+import type { ServingPolicy } from '../schemas/models.ts';
+import { chooseServing, type ScoredVersion } from './serving-policy.ts';
 
 export class NoModelError extends ServiceError {
   constructor() {
@@ -57,6 +59,10 @@ export interface RegistryOptions {
   pins?: PinStore;
   /** A version that failed to load is not tried again (by refresh or by ?version=) for this long. */
   retryFailedAfterMs?: number;
+  /** Which version serves when none is pinned (see chooseServing); `best` unless told. */
+  policy?: ServingPolicy;
+  /** Under `best`, how much lower a new version's test accuracy may be and still serve. */
+  tolerance?: number;
 }
 
 export function toPredictions(probabilities: Float32Array, count: number): Prediction[] {
@@ -70,7 +76,8 @@ export function toPredictions(probabilities: Float32Array, count: number): Predi
 
 /**
  * The model versions the API serves. "Served" is the pinned version if an operator pinned one,
- * else the newest version that loads. Switching is done the way TensorFlow Serving users wish it
+ * else the first version that loads of those SERVING_POLICY chooses (serving-policy.ts: by default
+ * the newest whose test accuracy is at least the one served before it). Switching is done the way TensorFlow Serving users wish it
  * always were:
  * - a version is loaded and warmed up (one inference) before it takes traffic, and the old one
  *   answers until that moment — no gap, no first-request latency spike;
@@ -89,6 +96,10 @@ export class ModelRegistry {
   private readonly cacheSize: number;
   private readonly pins: PinStore;
   private readonly retryFailedAfterMs: number;
+  private readonly policy: ServingPolicy;
+  private readonly tolerance: number;
+  /** Test accuracy per version, read once from its metadata (a written version never changes). */
+  private readonly accuracies = new Map<number, number>();
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
   private pinReadFailing = false;
@@ -103,6 +114,8 @@ export class ModelRegistry {
     this.cacheSize = Math.max(1, opts.cacheSize ?? 3);
     this.pins = opts.pins ?? new MemoryPinStore();
     this.retryFailedAfterMs = opts.retryFailedAfterMs ?? 30_000;
+    this.policy = opts.policy ?? 'best';
+    this.tolerance = opts.tolerance ?? 0;
   }
 
   get servedVersion(): number | undefined {
@@ -170,8 +183,8 @@ export class ModelRegistry {
       }
       return;
     }
-    for (const version of await this.store.listVersions()) {
-      if (this.served?.version === version) return; // the newest servable version is already served
+    for (const version of await this.candidates()) {
+      if (this.served?.version === version) return; // the first servable candidate is already served
       if (this.failedRecently(version)) continue;
       try {
         await this.switchTo(version);
@@ -180,6 +193,24 @@ export class ModelRegistry {
         this.log.error({ err: (err as Error).message, version, served: this.served?.version }, 'model version cannot be served; trying an older one');
       }
     }
+  }
+
+  /** The versions that may serve, in the order SERVING_POLICY tries them. */
+  private async candidates(): Promise<number[]> {
+    const versions = await this.store.listVersions();
+    for (const v of this.accuracies.keys()) if (!versions.includes(v)) this.accuracies.delete(v);
+    const scored: ScoredVersion[] = [];
+    for (const version of versions) {
+      let testAccuracy = this.accuracies.get(version);
+      if (testAccuracy === undefined) {
+        // Unreadable metadata: not a candidate this time (loading it would fail the same way).
+        testAccuracy = await this.store.readMetadata(version).then((m) => m.metrics.testAccuracy, () => undefined);
+        if (testAccuracy === undefined) continue;
+        this.accuracies.set(version, testAccuracy);
+      }
+      scored.push({ version, testAccuracy });
+    }
+    return chooseServing(scored, this.policy, this.tolerance).candidates;
   }
 
   private async switchTo(version: number): Promise<void> {
@@ -300,7 +331,7 @@ export class ModelRegistry {
     return this.status();
   }
 
-  /** Back to serving the newest version that loads. */
+  /** Back to serving the version SERVING_POLICY chooses. */
   async unpin(): Promise<ServingStatus> {
     await this.pins.clear();
     this.pinned = undefined;

@@ -93,3 +93,32 @@ test('DELETE /v1/models/serving goes back to the newest version that loads, on e
   await waitFor('replica a to follow the unpin', async () => served(a) === 3, 1000, 10);
   assert.equal(await predictVersion(a), 3);
 });
+
+test('SERVING_POLICY=best, the default: a less accurate new version is kept and listed with the reason, not served; a better one is', async () => {
+  const store = a.app.services.modelStore;
+  const refresh = () => Promise.all([a.app.services.registry.refresh(), b.app.services.registry.refresh()]);
+  // Versions 1 to 4 score 10 % (4 does not load); 5 scores 5 %.
+  const worse = await writeModelFiles(store, await untrainedModelFiles(5), 5, 0.05);
+  await refresh();
+  assert.deepEqual([served(a), served(b)], [3, 3], 'the less accurate version does not replace the served one');
+  const list = (await a.app.inject({ url: '/v1/models' })).json();
+  assert.equal(list.servingPolicy, 'best');
+  const reasons = Object.fromEntries(list.items.map((m: { version: number; servingReason: string }) => [m.version, m.servingReason]));
+  assert.match(reasons[worse], /^not promoted: 5\.00 % test accuracy is below version 4's 10\.00 % \(SERVING_POLICY=best\); pin it to serve it$/);
+  assert.match(reasons[4], /^promoted: .*; it does not load, so version 3 serves$/);
+  assert.match(reasons[3], /^promoted: 10\.00 % test accuracy, at least version 2's 10\.00 %$/);
+
+  // A replica under SERVING_POLICY=newest serves it at once.
+  const newest = await createApi({ ...a.config, SERVING_POLICY: 'newest' }, pino({ level: 'silent' }));
+  try {
+    assert.equal(served(newest), worse);
+    assert.equal((await newest.app.inject({ url: '/v1/models' })).json().items.find((m: { served: boolean }) => m.served).servingReason, 'the newest version (SERVING_POLICY=newest)');
+  } finally {
+    await newest.close();
+  }
+
+  const better = await writeModelFiles(store, await untrainedModelFiles(6), 6, 0.2);
+  await refresh();
+  assert.deepEqual([served(a), served(b)], [better, better]);
+  assert.equal(await predictVersion(a), better);
+});

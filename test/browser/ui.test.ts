@@ -49,7 +49,10 @@ before(async () => {
   cleanup = clean;
   await mkdir(ARTIFACTS, { recursive: true });
   const port = await freePort();
-  const env = processEnv(config, port, { LOG_LEVEL: 'warn', MODEL_POLL_MS: '500' });
+  // SERVING_POLICY=newest: the walk-through serves the tiny version 2 it trains, whatever it scores
+  // against version 1 (under the default, best, that depends on the run; test/api/models-serving.test.ts
+  // covers it).
+  const env = processEnv(config, port, { LOG_LEVEL: 'warn', MODEL_POLL_MS: '500', SERVING_POLICY: 'newest' });
   procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
   base = `http://127.0.0.1:${port}`;
   // While they start: train version 1 (the API finds it on its next poll) and launch the browser.
@@ -270,10 +273,11 @@ test('the models tab compares versions: accuracy, confusion matrix heat map, per
 
   // Pin an older version, then go back to the newest.
   await page.locator('#served-pill', { hasText: 'serving v2' }).waitFor({ timeout: 10_000 });
+  await page.locator('#versions-body .serving-reason', { hasText: 'version 2 is newer' }).waitFor({ timeout: 10_000 });
   await page.click('#versions-body button:text("Serve this")');
   await page.locator('#served-pill', { hasText: 'serving v1' }).waitFor({ timeout: 10_000 });
   await page.locator('#versions-body .badge', { hasText: 'served · pinned' }).waitFor();
-  await page.click('#pin-status button:text("Back to latest")');
+  await page.click('#pin-status button:text("Unpin")');
   await page.locator('#served-pill', { hasText: 'serving v2' }).waitFor({ timeout: 10_000 });
   assert.match((await page.locator('#pin-status').textContent())!, /newest version is served/);
   assert.ok(await page.locator('#models-error').isHidden());

@@ -19,7 +19,7 @@ export async function untrainedModelFiles(seed: number): Promise<ModelFiles> {
   }
 }
 
-export function writeModelFiles(store: ModelStore, files: ModelFiles, seed = 0): Promise<number> {
+export function writeModelFiles(store: ModelStore, files: ModelFiles, seed = 0, testAccuracy = 0.1): Promise<number> {
   return store.writeVersion(files, {
     jobId: null,
     createdAt: new Date().toISOString(),
@@ -27,7 +27,7 @@ export function writeModelFiles(store: ModelStore, files: ModelFiles, seed = 0):
     params: { seed, untrained: true },
     dataset: { name: 'none', trainCount: 0, testCount: 0, sha256: '0'.repeat(64) },
     history: [],
-    metrics: { testAccuracy: 0.1, testLoss: 2.3, confusionMatrix: [] },
+    metrics: { testAccuracy, testLoss: 2.3, confusionMatrix: [] },
     backend: 'wasm',
     durationMs: 0,
   });

@@ -7,20 +7,24 @@ import { VersionNotFoundError } from '../../store/model-store.ts';
 import { errorResponses, VersionParams } from '../../schemas/common.ts';
 import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../../schemas/models.ts';
 import { ServiceError } from '../../errors.ts';
+import { chooseServing, servingReason } from '../../serving/serving-policy.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', {
     schema: { tags: ['models'], summary: 'Model versions, newest first, with test accuracy and which one is served', response: { 200: ModelListSchema } },
   }, async () => {
-    const { modelStore, registry } = app.services;
+    const { modelStore, registry, config } = app.services;
     const versions = await modelStore.listVersions();
-    const servedVersion = registry.servedVersion ?? versions[0] ?? null;
     // A version deleted by retention between the listing and the read is left out, not a 404.
     const read = await Promise.all(versions.map((v) => modelStore.readMetadata(v).catch((err) => (err instanceof VersionNotFoundError ? undefined : Promise.reject(err)))));
     const metas = read.filter((m) => m !== undefined);
+    const choice = chooseServing(metas.map((m) => ({ version: m.version, testAccuracy: m.metrics.testAccuracy })), config.SERVING_POLICY, config.PROMOTION_TOLERANCE);
+    const pinnedVersion = registry.pinnedVersion ?? null;
+    const servedVersion = registry.servedVersion ?? pinnedVersion ?? choice.candidates[0] ?? null;
     return {
       servedVersion,
-      pinnedVersion: registry.pinnedVersion ?? null,
+      pinnedVersion,
+      servingPolicy: config.SERVING_POLICY,
       items: metas.map((m) => ({
         version: m.version,
         createdAt: m.createdAt,
@@ -28,6 +32,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         jobId: m.jobId,
         testAccuracy: m.metrics.testAccuracy,
         served: m.version === servedVersion,
+        servingReason: servingReason(choice, m.version, servedVersion, pinnedVersion),
       })),
     };
   });
@@ -52,7 +57,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete('/v1/models/serving', {
     schema: {
       tags: ['models'],
-      summary: 'Unpin: serve the newest version that loads again',
+      summary: 'Unpin: SERVING_POLICY chooses the served version again',
       response: { 200: ServingStatusSchema },
     },
   }, async () => app.services.registry.unpin());

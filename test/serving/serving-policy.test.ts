@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { chooseServing, servingReason } from '../../src/serving/serving-policy.ts';
+
+// The issue's surprise: a quick 62.9 % job replaced an 83.9 % model because "served = newest".
+const versions = [
+  { version: 1, testAccuracy: 0.839 },
+  { version: 2, testAccuracy: 0.629 },
+  { version: 3, testAccuracy: 0.85 },
+  { version: 4, testAccuracy: 0.848 },
+];
+
+test('best: a new version serves only if it is at least as accurate as the one promoted before it', () => {
+  const choice = chooseServing(versions, 'best');
+  assert.deepEqual(choice.candidates, [3, 1], 'version 3 serves; version 1 if it does not load');
+  assert.match(choice.reasons.get(1)!, /first version/);
+  assert.match(choice.reasons.get(2)!, /^not promoted: 62\.90 % test accuracy is below version 1's 83\.90 %.*pin it/);
+  assert.match(choice.reasons.get(3)!, /^promoted: 85\.00 % test accuracy, at least version 1's 83\.90 %/);
+  assert.match(choice.reasons.get(4)!, /^not promoted: 84\.80 % .* below version 3's 85\.00 %/);
+});
+
+test('best with PROMOTION_TOLERANCE: a version a little below still serves', () => {
+  const choice = chooseServing(versions, 'best', 0.005);
+  assert.deepEqual(choice.candidates, [4, 3, 1]);
+  assert.match(choice.reasons.get(4)!, /less PROMOTION_TOLERANCE 0\.005/);
+});
+
+test('equal accuracy is promoted, and the order of the input does not matter', () => {
+  const same = [{ version: 2, testAccuracy: 0.9923 }, { version: 1, testAccuracy: 0.9923 }];
+  assert.deepEqual(chooseServing(same, 'best').candidates, [2, 1]);
+});
+
+test('newest serves every new version; manual keeps the first until one is pinned', () => {
+  assert.deepEqual(chooseServing(versions, 'newest').candidates, [4, 3, 2, 1]);
+  assert.match(chooseServing(versions, 'newest').reasons.get(2)!, /version 4 is newer/);
+  const manual = chooseServing(versions, 'manual');
+  assert.deepEqual(manual.candidates, [1, 2, 3, 4], 'the first version, or the next one written if it does not load');
+  assert.match(manual.reasons.get(3)!, /serves once pinned/);
+});
+
+test('under every policy the first version written serves when it is the only one', () => {
+  for (const policy of ['best', 'newest', 'manual'] as const) {
+    assert.deepEqual(chooseServing([{ version: 7, testAccuracy: 0.1 }], policy).candidates, [7], policy);
+  }
+  assert.deepEqual(chooseServing([], 'best'), { candidates: [], reasons: new Map() });
+});
+
+test('the reason a version gives: pinned, chosen, or passed over because it does not load', () => {
+  const choice = chooseServing(versions, 'best');
+  assert.equal(servingReason(choice, 2, 2, 2), 'pinned with PUT /v1/models/serving');
+  assert.equal(servingReason(choice, 3, 2, 2), 'version 2 is pinned');
+  assert.match(servingReason(choice, 3, 3, null), /^promoted/);
+  assert.match(servingReason(choice, 3, 1, null), /^promoted.*; it does not load, so version 1 serves$/);
+  assert.match(servingReason(choice, 1, 3, null), /^the first version written$/);
+});
