@@ -22,7 +22,7 @@
  *   node --import tsx scripts/test.ts [all | unit | integration | e2e | browser] [--list]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,9 +80,10 @@ const BUILD = join(ROOT, '.build');
 const COMPILED = new Set(['src', 'test', 'scripts', 'bench']);
 const NOT_LINKED = new Set([...COMPILED, '.build', '.git', 'node_modules']);
 
-function exec(command: string, args: string[]): Promise<number> {
+/** Runs `node <args>` in the project, its output on this terminal; resolves with its exit code. */
+function node(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit' });
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit', env });
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 }
@@ -90,11 +91,12 @@ function exec(command: string, args: string[]): Promise<number> {
 /** Type-checks the service and the web page, and writes the compiled tree; false on a type error. */
 async function compile(): Promise<boolean> {
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-  const [service, web] = await Promise.all([exec(process.execPath, [tsc, '-p', 'tsconfig.test.json']), exec(process.execPath, [tsc, '-p', 'web'])]);
+  const [service, web] = await Promise.all([node([tsc, '-p', 'tsconfig.test.json']), node([tsc, '-p', 'web'])]);
   if (service !== 0 || web !== 0) return false;
   mkdirSync(BUILD, { recursive: true });
+  const linked = new Set(readdirSync(BUILD)); // links made by an earlier run, dangling ones included
   for (const name of readdirSync(ROOT)) {
-    if (!NOT_LINKED.has(name) && !existsSync(join(BUILD, name))) symlinkSync(join(ROOT, name), join(BUILD, name));
+    if (!NOT_LINKED.has(name) && !linked.has(name)) symlinkSync(join(ROOT, name), join(BUILD, name));
   }
   return true;
 }
@@ -102,12 +104,8 @@ async function compile(): Promise<boolean> {
 const compiled = (file: string) => join('.build', file.replace(/\.ts$/, '.js'));
 
 function run(group: Group, files: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = ['--test', `--test-concurrency=${CONCURRENCY[group]}`, ...files.map(compiled)];
   console.log(`\n# ${group}: ${files.length} files`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit', env });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
-  });
+  return node(['--test', `--test-concurrency=${CONCURRENCY[group]}`, ...files.map(compiled)], env);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
