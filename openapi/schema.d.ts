@@ -727,6 +727,13 @@ export interface paths {
                             servingPolicy: "best" | "newest" | "manual";
                             /** @description version pinned with PUT /v1/models/serving, if any */
                             pinnedVersion: number | null;
+                            /** @description the canary started with PUT /v1/models/serving, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
                             items: {
                                 version: number;
                                 /** Format: date-time */
@@ -875,6 +882,13 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the canary every replica routes a share of predict requests to, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
                         };
                     };
                 };
@@ -900,7 +914,7 @@ export interface paths {
         };
         /**
          * Pin the served version (roll back or forward)
-         * @description Every API replica serves `version` until `DELETE /v1/models/serving`, new versions included. The pin is kept in Redis, so replicas agree and it survives restarts. The version is loaded and warmed up before the answer: one that does not exist is 404, one that cannot be served (fails to load or to run) is 409 and the current version stays.
+         * @description Every API replica serves `version` until `DELETE /v1/models/serving`, new versions included. The pin is kept in Redis, so replicas agree and it survives restarts. With `canary`, that version answers `canary.fraction` of the predict requests that name no `?version`: chosen by a hash of the caller's API key when it sends one, else of the `X-Request-Id` it sends, else at random per request, so a keyed client sees one version. Without `canary`, a running canary ends (the body states the whole set-up). Every response names its `modelVersion`, and `/metrics` splits predictions, latency and confidence by version. The versions are loaded and warmed up before the answer: one that does not exist is 404, one that cannot be served (fails to load or to run) is 409 and nothing changes.
          *
          *     Auth: an `admin` key when the server has `API_KEYS`.
          */
@@ -916,11 +930,18 @@ export interface paths {
                     "application/json": {
                         /** @description version to serve until unpinned */
                         version: number;
+                        /** @description a version that answers a share of predict requests beside the served one */
+                        canary?: {
+                            /** @description the version on trial */
+                            version: number;
+                            /** @description share of predict requests it answers, e.g. 0.1 */
+                            fraction: number;
+                        };
                     };
                 };
             };
             responses: {
-                /** @description The version is pinned and served */
+                /** @description The version is pinned and served, and the canary (if any) answers its share */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -935,6 +956,13 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the canary every replica routes a share of predict requests to, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
                         };
                     };
                 };
@@ -1014,6 +1042,177 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the canary every replica routes a share of predict requests to, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
+                        };
+                    };
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The key may not do this: an admin key is needed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/serving/canary/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Promote the canary: it becomes the pinned, served version on every replica
+         * @description Auth: an `admin` key when the server has `API_KEYS`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The canary is now the pinned, served version; no canary runs */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description version /v1/predict answers with when no ?version= is given */
+                            servedVersion: number | null;
+                            /** @description the pin, shared by every API replica (null: serve the newest version that loads) */
+                            pinnedVersion: number | null;
+                            /** @description newest version in the store */
+                            latestVersion: number | null;
+                            /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
+                            loadedVersions: number[];
+                            /** @description the canary every replica routes a share of predict requests to, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
+                        };
+                    };
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The key may not do this: an admin key is needed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description In conflict with the current state: the message says which */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/serving/canary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End the canary: every request goes to the served version again
+         * @description Auth: an `admin` key when the server has `API_KEYS`.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description No canary runs: every request goes to the served version */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description version /v1/predict answers with when no ?version= is given */
+                            servedVersion: number | null;
+                            /** @description the pin, shared by every API replica (null: serve the newest version that loads) */
+                            pinnedVersion: number | null;
+                            /** @description newest version in the store */
+                            latestVersion: number | null;
+                            /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
+                            loadedVersions: number[];
+                            /** @description the canary every replica routes a share of predict requests to, if any */
+                            canary: {
+                                /** @description the version on trial */
+                                version: number;
+                                /** @description share of predict requests it answers, e.g. 0.1 */
+                                fraction: number;
+                            } | null;
                         };
                     };
                 };

@@ -57,6 +57,22 @@ export class ApiMetrics implements BatchObserver {
     registers: [this.registry],
   });
 
+  readonly predictSeconds = new Histogram({
+    name: 'mnist_predict_request_seconds',
+    help: 'Time each predict request spent from reaching the batcher to its answer (queue + model), by the model version that answered: compare a canary with the served version',
+    labelNames: ['model_version'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  readonly confidence = new Histogram({
+    name: 'mnist_prediction_confidence',
+    help: 'Probability of the predicted digit, per image, by model version: a canary that is less sure of itself than the served version shows here before any label does',
+    labelNames: ['model_version'] as const,
+    buckets: [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999],
+    registers: [this.registry],
+  });
+
   readonly jobDuration = new Histogram({
     name: 'mnist_training_job_duration_seconds',
     help: 'Run time (start to finish) of training jobs that finished while this API process was up, by outcome; every API replica observes every job',
@@ -83,11 +99,14 @@ export class ApiMetrics implements BatchObserver {
     });
   }
 
-  onBatch({ version, images, queueSeconds, modelSeconds }: BatchReport): void {
-    this.predictions.inc({ model_version: String(version) }, images);
+  onBatch({ version, images, queueSeconds, modelSeconds, requestSeconds, confidences }: BatchReport): void {
+    const labels = { model_version: String(version) };
+    this.predictions.inc(labels, images);
     this.batchSize.observe(images);
     this.modelSeconds.observe(modelSeconds);
     for (const seconds of queueSeconds) this.queueSeconds.observe(seconds);
+    for (const seconds of requestSeconds) this.predictSeconds.observe(labels, seconds);
+    for (const c of confidences) this.confidence.observe(labels, c);
   }
 
   /** A finished job's run time, from BullMQ's processedOn/finishedOn (ms since the epoch). */

@@ -72,8 +72,10 @@ const SUCCESS_RESPONSES: Record<string, string> = {
   'GET /v1/models 200': 'Every version, newest first, which one is served and why',
   'POST /v1/models 202': 'The import job, queued: its result carries the new version',
   'GET /v1/models/serving 200': 'What is served, pinned, newest and loaded',
-  'PUT /v1/models/serving 200': 'The version is pinned and served',
+  'PUT /v1/models/serving 200': 'The version is pinned and served, and the canary (if any) answers its share',
   'DELETE /v1/models/serving 200': 'Unpinned: the version SERVING_POLICY chooses is served',
+  'POST /v1/models/serving/canary/promote 200': 'The canary is now the pinned, served version; no canary runs',
+  'DELETE /v1/models/serving/canary 200': 'No canary runs: every request goes to the served version',
   'GET /v1/models/{version} 200': "The version's metadata",
   'GET /v1/models/{version}/{file} 200': 'The file: model.json or a weights shard',
   'POST /v1/models/{version}/evaluate 202': 'The evaluation job, queued: its result carries the evaluation',
@@ -99,6 +101,7 @@ const REQUEST_EXAMPLES: Record<string, Record<string, { summary: string; value: 
   },
   'PUT /v1/models/serving': {
     pin: { summary: 'Serve version 1 until unpinned', value: { version: 1 } },
+    canary: { summary: 'Serve version 1, and version 2 to 10 % of requests', value: { version: 1, canary: { version: 2, fraction: 0.1 } } },
   },
   'POST /v1/models/{version}/evaluate': {
     mnist: { summary: 'Score the version on the 10k MNIST test set', value: { dataset: 'mnist' } },

@@ -13,6 +13,7 @@ import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelRegistry } from '../serving/model-registry.ts';
 import { reportServedVersion } from '../redis/served-versions.ts';
 import { RedisPinStore } from '../redis/serving-pin.ts';
+import { RedisCanaryStore } from '../redis/serving-canary.ts';
 import { followModelChanges } from '../serving/model-changes.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
 import { ModelStore } from '../store/model-store.ts';
@@ -45,6 +46,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const registry = new ModelRegistry(modelStore, engine, log, {
     cacheSize: config.MODEL_CACHE_SIZE,
     pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents),
+    canaries: new RedisCanaryStore(redis, keys.modelCanary, keys.modelEvents),
     policy: config.SERVING_POLICY,
     tolerance: config.PROMOTION_TOLERANCE,
   });
@@ -52,8 +54,8 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
 
   await registry.refresh();
-  // Tells the workers' model retention which version this replica serves, so it is never deleted.
-  const servedReport = reportServedVersion({ redis, key: keys.modelServed, servedVersion: () => registry.servedVersion, log });
+  // Tells the workers' model retention which versions this replica serves (the canary too), so they are never deleted.
+  const servedReport = reportServedVersion({ redis, key: keys.modelServed, servedVersions: () => registry.defaultVersions, log });
   void servedReport.report();
   const stopFollowing = await followModelChanges({
     subscriber,

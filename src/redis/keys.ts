@@ -14,6 +14,8 @@ export function redisKeys(prefix: string) {
     modelEvents: `${prefix}:models:events`,
     /** The pinned (served) model version, shared by every API replica; absent = serve the newest. */
     modelPin: `${prefix}:models:pinned`,
+    /** The canary `{"version": M, "fraction": f}`, shared by every API replica; absent = no canary. */
+    modelCanary: `${prefix}:models:canary`,
     /** Hash: API replica id → `{"version": N, "at": ms}`, the version each replica serves, so retention never deletes it. */
     modelServed: `${prefix}:models:served`,
   };

@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
+import { Value } from 'typebox/value';
+import { CanarySchema, type Canary } from '../schemas/models.ts';
 
 /**
  * What the model channel carries: `{"version": N}` when a version has been written, `{"pinned": N}`
- * or `{"pinned": null}` when the served version was pinned or unpinned. Listeners treat any event as
+ * or `{"pinned": null}` when the served version was pinned or unpinned, `{"canary": {…}}` or
+ * `{"canary": null}` when a canary starts or ends. Listeners treat any event as
  * "look again" (the store and the pin in Redis are the truth), so a lost or repeated event is harmless.
  */
-export type ModelEvent = { version: number } | { pinned: number | null };
+export type ModelEvent = { version: number } | { pinned: number | null } | { canary: Canary | null };
 
 export async function publishModelEvent(redis: Redis, channel: string, event: ModelEvent): Promise<void> {
   await redis.publish(channel, JSON.stringify(event));
@@ -21,6 +24,7 @@ export function parseModelEvent(message: string): ModelEvent | undefined {
     const event = JSON.parse(message) as Record<string, unknown>;
     if (Number.isInteger(event.version) && (event.version as number) > 0) return { version: event.version as number };
     if (event.pinned === null || (Number.isInteger(event.pinned) && (event.pinned as number) > 0)) return { pinned: event.pinned as number | null };
+    if (event.canary === null || Value.Check(CanarySchema, event.canary)) return { canary: event.canary as Canary | null };
   } catch {
     // not ours
   }

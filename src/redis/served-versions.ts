@@ -14,7 +14,8 @@ async function redisNow(redis: Redis): Promise<number> {
 }
 
 interface Report {
-  version: number;
+  /** The served version and the canary, if any (`version` alone in reports written before canaries). */
+  versions: number[];
   at: number;
 }
 
@@ -34,7 +35,7 @@ export interface ServedReporter {
 export function reportServedVersion(opts: {
   redis: Redis;
   key: string;
-  servedVersion: () => number | undefined;
+  servedVersions: () => number[];
   log: Logger;
   intervalMs?: number;
   replicaId?: string;
@@ -46,11 +47,11 @@ export function reportServedVersion(opts: {
   let failing = false; // log an outage once, not every interval
   let inflight: Promise<void> = Promise.resolve();
   const write = async () => {
-    const version = opts.servedVersion();
+    const versions = opts.servedVersions();
     try {
-      if (version === undefined) await redis.hdel(key, replicaId);
+      if (versions.length === 0) await redis.hdel(key, replicaId);
       else {
-        const entry: Report = { version, at: await redisNow(redis) };
+        const entry: Report = { versions, at: await redisNow(redis) };
         await redis.multi().hset(key, replicaId, JSON.stringify(entry)).pexpire(key, SERVED_REPORT_STALE_MS * 2).exec();
       }
       failing = false;
@@ -85,14 +86,15 @@ export async function readServedVersions(redis: Redis, key: string, staleMs = SE
   const versions = new Set<number>();
   const stale: string[] = [];
   for (const [replica, raw] of Object.entries(entries)) {
-    let entry: Partial<Report> | undefined;
+    let entry: (Partial<Report> & { version?: number }) | undefined;
     try {
       entry = JSON.parse(raw) as Partial<Report>;
     } catch {
       entry = undefined;
     }
-    if (!entry || !Number.isInteger(entry.version) || typeof entry.at !== 'number' || now - entry.at > staleMs) stale.push(replica);
-    else versions.add(entry.version!);
+    const reported = Array.isArray(entry?.versions) ? entry.versions : [entry?.version];
+    if (!entry || !reported.every(Number.isInteger) || typeof entry.at !== 'number' || now - entry.at > staleMs) stale.push(replica);
+    else for (const v of reported) versions.add(v!);
   }
   if (stale.length > 0) await redis.hdel(key, ...stale);
   return [...versions].sort((a, b) => b - a);

@@ -52,6 +52,15 @@ export type ModelMetadata = Static<typeof ModelMetadataSchema>;
 export const SERVING_POLICIES = ['best', 'newest', 'manual'] as const;
 export type ServingPolicy = (typeof SERVING_POLICIES)[number];
 
+export const CanarySchema = Type.Object(
+  {
+    version: Type.Integer({ minimum: 1, description: 'the version on trial' }),
+    fraction: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'share of predict requests it answers, e.g. 0.1' }),
+  },
+  { additionalProperties: false, description: 'a version that answers a share of predict requests beside the served one' },
+);
+export type Canary = Static<typeof CanarySchema>;
+
 export const ModelSummarySchema = Type.Object({
   version: Type.Integer(),
   createdAt: Type.String({ format: 'date-time' }),
@@ -66,6 +75,7 @@ export const ModelListSchema = Type.Object({
   servedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version /v1/predict serves by default: the pinned one, else the one SERVING_POLICY chooses' }),
   servingPolicy: StringEnum(SERVING_POLICIES, { description: 'SERVING_POLICY: "best" serves a new version only if its test accuracy is at least the served one\'s (less PROMOTION_TOLERANCE), "newest" the newest, "manual" the first until one is pinned' }),
   pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'version pinned with PUT /v1/models/serving, if any' }),
+  canary: Type.Union([CanarySchema, Type.Null()], { description: 'the canary started with PUT /v1/models/serving, if any' }),
   items: Type.Array(ModelSummarySchema),
 });
 
@@ -74,9 +84,16 @@ export const ServingStatusSchema = Type.Object({
   pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'the pin, shared by every API replica (null: serve the newest version that loads)' }),
   latestVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'newest version in the store' }),
   loadedVersions: Type.Array(Type.Integer(), { description: 'versions this replica holds in memory (the served one plus an LRU of recent ones)' }),
+  canary: Type.Union([CanarySchema, Type.Null()], { description: 'the canary every replica routes a share of predict requests to, if any' }),
 });
 
-export const PinBody = Type.Object({ version: Type.Integer({ minimum: 1, description: 'version to serve until unpinned' }) }, { additionalProperties: false });
+export const PinBody = Type.Object(
+  {
+    version: Type.Integer({ minimum: 1, description: 'version to serve until unpinned' }),
+    canary: Type.Optional(CanarySchema),
+  },
+  { additionalProperties: false },
+);
 
 export const ModelFileParams = Type.Object({
   version: Type.Integer({ minimum: 1 }),

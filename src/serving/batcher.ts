@@ -24,6 +24,10 @@ export interface BatchReport {
   queueSeconds: number[];
   /** How long the model computed, in its thread. */
   modelSeconds: number;
+  /** For each request of the batch, the seconds from reaching the batcher to its answer. */
+  requestSeconds: number[];
+  /** For each image, the probability of the digit it was classified as. */
+  confidences: number[];
 }
 
 export interface BatchObserver {
@@ -135,12 +139,23 @@ export class PredictBatcher {
       const { probabilities, seconds } = await this.engine.predict(lease.handle, pixels, count);
       release();
       release = undefined;
-      this.observer?.onBatch({ version: lease.version, images: count, queueSeconds: batch.map((w) => (started - w.arrived) / 1000), modelSeconds: seconds });
+      const answered = performance.now();
+      const confidences: number[] = [];
       let first = 0;
       for (const w of batch) {
-        w.resolve({ modelVersion: lease.version, predictions: toPredictions(probabilities.subarray(first * NUM_CLASSES, (first + w.count) * NUM_CLASSES), w.count) });
+        const predictions = toPredictions(probabilities.subarray(first * NUM_CLASSES, (first + w.count) * NUM_CLASSES), w.count);
+        for (const p of predictions) confidences.push(p.confidence);
+        w.resolve({ modelVersion: lease.version, predictions });
         first += w.count;
       }
+      this.observer?.onBatch({
+        version: lease.version,
+        images: count,
+        queueSeconds: batch.map((w) => (started - w.arrived) / 1000),
+        modelSeconds: seconds,
+        requestSeconds: batch.map((w) => (answered - w.arrived) / 1000),
+        confidences,
+      });
     } catch (err) {
       for (const w of batch) w.reject(err as Error);
     } finally {

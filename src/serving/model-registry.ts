@@ -2,9 +2,11 @@ import type { Logger } from 'pino';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
 import type { InferenceEngine, ModelHandle } from './engine.ts';
 import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
+import { MemoryCanaryStore, type CanaryStore } from '../redis/serving-canary.ts';
+import { routesToCanary } from './canary-routing.ts';
 import { NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';
-import type { ServingPolicy } from '../schemas/models.ts';
+import type { Canary, ServingPolicy } from '../schemas/models.ts';
 import { chooseServing, type ScoredVersion } from './serving-policy.ts';
 
 export class NoModelError extends ServiceError {
@@ -38,6 +40,7 @@ export interface ServingStatus {
   pinnedVersion: number | null;
   latestVersion: number | null;
   loadedVersions: number[];
+  canary: Canary | null;
 }
 
 interface Loaded {
@@ -57,6 +60,8 @@ export interface RegistryOptions {
   cacheSize?: number;
   /** Where the pin lives; Redis in the service, so replicas agree. */
   pins?: PinStore;
+  /** Where the canary lives; Redis in the service, so replicas route alike. */
+  canaries?: CanaryStore;
   /** A version that failed to load is not tried again (by refresh or by ?version=) for this long. */
   retryFailedAfterMs?: number;
   /** Which version serves when none is pinned (see chooseServing); `best` unless told. */
@@ -91,10 +96,14 @@ export function toPredictions(probabilities: Float32Array, count: number): Predi
 export class ModelRegistry {
   private served: Loaded | undefined;
   private pinned: number | undefined;
+  /** The canary as last read from its store, and its loaded version (undefined while it does not load). */
+  private canary: Canary | undefined;
+  private canaryLoaded: Loaded | undefined;
   private readonly cache = new Map<number, CacheEntry>();
   private readonly failures = new Map<number, { at: number; message: string }>();
   private readonly cacheSize: number;
   private readonly pins: PinStore;
+  private readonly canaries: CanaryStore;
   private readonly retryFailedAfterMs: number;
   private readonly policy: ServingPolicy;
   private readonly tolerance: number;
@@ -113,6 +122,7 @@ export class ModelRegistry {
   ) {
     this.cacheSize = Math.max(1, opts.cacheSize ?? 3);
     this.pins = opts.pins ?? new MemoryPinStore();
+    this.canaries = opts.canaries ?? new MemoryCanaryStore();
     this.retryFailedAfterMs = opts.retryFailedAfterMs ?? 30_000;
     this.policy = opts.policy ?? 'best';
     this.tolerance = opts.tolerance ?? 0;
@@ -127,6 +137,32 @@ export class ModelRegistry {
     return this.pinned;
   }
 
+  /** The canary as last read from its store (it may not be loaded yet, or at all). */
+  get canarySetting(): Canary | undefined {
+    return this.canary;
+  }
+
+  /** The canary this replica routes to: set, loaded, and not the served version itself. */
+  get activeCanary(): Canary | undefined {
+    const { canary, canaryLoaded, served } = this;
+    return canary && canaryLoaded?.version === canary.version && served?.version !== canary.version ? canary : undefined;
+  }
+
+  /** The versions this replica answers with by default: the served one and the canary. */
+  get defaultVersions(): number[] {
+    const canary = this.activeCanary;
+    return [...(this.served ? [this.served.version] : []), ...(canary ? [canary.version] : [])];
+  }
+
+  /**
+   * The version one predict request without `?version=` goes to: the canary for its share of
+   * requests (see routesToCanary), else undefined, the served one.
+   */
+  route(key: string | undefined): number | undefined {
+    const canary = this.activeCanary;
+    return canary && routesToCanary(canary, key) ? canary.version : undefined;
+  }
+
   get loadedVersions(): number[] {
     return [...this.cache.values()].flatMap((e) => (e.loaded ? [e.loaded.version] : [])).sort((a, b) => b - a);
   }
@@ -137,6 +173,7 @@ export class ModelRegistry {
       pinnedVersion: this.pinned ?? null,
       latestVersion: (await this.store.latestVersion()) ?? null,
       loadedVersions: this.loadedVersions,
+      canary: this.canary ?? null,
     };
   }
 
@@ -165,6 +202,34 @@ export class ModelRegistry {
 
   private async refreshOnce(): Promise<void> {
     if (this.closed) return;
+    await this.refreshServed();
+    await this.refreshCanary();
+  }
+
+  private async refreshCanary(): Promise<void> {
+    try {
+      this.canary = await this.canaries.get();
+    } catch {
+      // Redis away: keep routing as last known (the pin's warning above says it once).
+    }
+    const canary = this.canary;
+    if (!canary) {
+      this.canaryLoaded = undefined; // back to an ordinary member of the LRU
+      this.evict();
+      return;
+    }
+    if (this.canaryLoaded?.version === canary.version || this.failedRecently(canary.version)) return;
+    try {
+      const loaded = await this.load(canary.version);
+      if (this.canary?.version === canary.version) this.canaryLoaded = loaded;
+      this.log.info({ canary: canary.version, fraction: canary.fraction, served: this.served?.version }, 'canary version loaded');
+    } catch (err) {
+      this.canaryLoaded = undefined;
+      this.log.error({ err: (err as Error).message, canary: canary.version }, 'canary version cannot be served; every request goes to the served version');
+    }
+  }
+
+  private async refreshServed(): Promise<void> {
     try {
       this.pinned = await this.pins.get();
       this.pinReadFailing = false;
@@ -271,13 +336,14 @@ export class ModelRegistry {
   }
 
   /**
-   * Drops the least recently used loaded versions beyond the cache size, never the served one; a
+   * Drops the least recently used loaded versions beyond the cache size, never the served one nor
+   * the canary; a
    * dropped version still leased is unloaded when its last lease is released.
    */
   private evict(): void {
     for (const [version, entry] of this.cache) {
       if (this.cache.size <= this.cacheSize) return;
-      if (!entry.loaded || entry.loaded === this.served) continue;
+      if (!entry.loaded || entry.loaded === this.served || entry.loaded === this.canaryLoaded) continue;
       this.cache.delete(version);
       this.retire(entry.loaded);
     }
@@ -318,23 +384,45 @@ export class ModelRegistry {
   }
 
   /**
-   * Pins `version` for every replica. It is loaded and warmed up here first: a version that cannot
-   * be served is refused (409) and the current one stays.
+   * Pins `version` for every replica and starts `canary` beside it, or ends any canary when none
+   * is given (the request states the whole serving set-up). Both are loaded and warmed up here
+   * first: a version that cannot be served is refused (409) and nothing changes.
    */
-  async pin(version: number): Promise<ServingStatus> {
-    if (!(await this.store.exists(version))) throw new VersionNotFoundError(version);
-    this.failures.delete(version); // an operator asking is a reason to try again
-    await this.load(version);
+  async pin(version: number, canary?: Canary): Promise<ServingStatus> {
+    if (canary?.version === version) throw new ServiceError('invalid', `canary.version: version ${version} is the one pinned; a canary is another version tried beside it`);
+    for (const v of canary ? [version, canary.version] : [version]) {
+      if (!(await this.store.exists(v))) throw new VersionNotFoundError(v);
+      this.failures.delete(v); // an operator asking is a reason to try again
+    }
+    await Promise.all([this.load(version), canary && this.load(canary.version)]);
     await this.pins.set(version);
     this.pinned = version;
+    if (canary) await this.canaries.set(canary);
+    else await this.canaries.clear();
+    this.canary = canary;
     await this.refresh();
     return this.status();
   }
 
-  /** Back to serving the version SERVING_POLICY chooses. */
+  /** Back to serving the version SERVING_POLICY chooses (a canary keeps its share). */
   async unpin(): Promise<ServingStatus> {
     await this.pins.clear();
     this.pinned = undefined;
+    await this.refresh();
+    return this.status();
+  }
+
+  /** Makes the canary the pinned, served version for every replica, and ends the canary. */
+  async promoteCanary(): Promise<ServingStatus> {
+    const canary = await this.canaries.get();
+    if (!canary) throw new ServiceError('not-found', 'no canary is running: start one with PUT /v1/models/serving {"version": N, "canary": {"version": M, "fraction": 0.1}}');
+    return this.pin(canary.version);
+  }
+
+  /** Ends the canary: every request goes to the served version again. */
+  async endCanary(): Promise<ServingStatus> {
+    await this.canaries.clear();
+    this.canary = undefined;
     await this.refresh();
     return this.status();
   }

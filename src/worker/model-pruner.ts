@@ -7,6 +7,7 @@ import { trainingQueue, type TrainingQueue } from '../queue/queues.ts';
 import { isRedisConnectionError } from '../redis/connection.ts';
 import { readServedVersions } from '../redis/served-versions.ts';
 import { RedisPinStore } from '../redis/serving-pin.ts';
+import { RedisCanaryStore } from '../redis/serving-canary.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import { pruneModelVersions } from '../store/retention.ts';
 
@@ -17,16 +18,17 @@ export type ProtectedVersions = () => Promise<number[]>;
 const UNFINISHED: BullJobState[] = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'];
 
 /**
- * The versions in use, from Redis: the pinned one, those API replicas report serving, and the base
+ * The versions in use, from Redis: the pinned one, the canary, those API replicas report serving, and the base
  * version of every fine-tune job not yet finished.
  */
 export function protectedVersionsFromRedis(redis: Redis, queue: TrainingQueue, prefix: string): ProtectedVersions {
   const keys = redisKeys(prefix);
   const pins = new RedisPinStore(redis, keys.modelPin, keys.modelEvents);
+  const canaries = new RedisCanaryStore(redis, keys.modelCanary, keys.modelEvents);
   return async () => {
-    const [pinned, served, jobs] = await Promise.all([pins.get(), readServedVersions(redis, keys.modelServed), queue.getJobs(UNFINISHED)]);
+    const [pinned, canary, served, jobs] = await Promise.all([pins.get(), canaries.get(), readServedVersions(redis, keys.modelServed), queue.getJobs(UNFINISHED)]);
     const bases = jobs.flatMap((job) => (job?.data.type === 'finetune' && Number.isInteger(job.data.baseModel) ? [job.data.baseModel] : []));
-    return [...(pinned === undefined ? [] : [pinned]), ...served, ...bases];
+    return [...(pinned === undefined ? [] : [pinned]), ...(canary ? [canary.version] : []), ...served, ...bases];
   };
 }
 

@@ -26,14 +26,14 @@ after(async () => {
 });
 
 const served = (api: { app: RunningApi['app'] }) => api.app.services.registry.servedVersion;
-const predictVersion = async (api: { app: RunningApi['app'] }, query = '') =>
-  (await api.app.inject({ method: 'POST', url: `/v1/predict${query}`, headers: { 'content-type': 'image/png' }, payload: png })).json().modelVersion;
+const predictVersion = async (api: { app: RunningApi['app'] }, query = '', headers: Record<string, string> = {}) =>
+  (await api.app.inject({ method: 'POST', url: `/v1/predict${query}`, headers: { 'content-type': 'image/png', ...headers }, payload: png })).json().modelVersion;
 
 test('GET /v1/models/serving says what is served, pinned, newest and loaded', async () => {
   const res = await a.app.inject({ url: '/v1/models/serving' });
   assert.equal(res.statusCode, 200);
   const { loadedVersions, ...rest } = res.json();
-  assert.deepEqual(rest, { servedVersion: 2, pinnedVersion: null, latestVersion: 2 });
+  assert.deepEqual(rest, { servedVersion: 2, pinnedVersion: null, latestVersion: 2, canary: null });
   assert.ok(loadedVersions.includes(2), `loaded: ${loadedVersions}`); // version 1 may still be in the LRU
 });
 
@@ -121,4 +121,57 @@ test('SERVING_POLICY=best, the default: a less accurate new version is kept and 
   await refresh();
   assert.deepEqual([served(a), served(b)], [better, better]);
   assert.equal(await predictVersion(a), better);
+});
+
+test('a canary answers its share of requests on every replica, a client by its X-Request-Id always the same version; promote makes it the served one', async () => {
+  const put = (payload: object) => a.app.inject({ method: 'PUT', url: '/v1/models/serving', payload });
+  const served6 = served(a)!; // the better version of the test before
+  const res = await put({ version: served6, canary: { version: 3, fraction: 0.3 } });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.deepEqual([res.json().pinnedVersion, res.json().canary], [served6, { version: 3, fraction: 0.3 }]);
+  await waitFor('replica b to route to the canary', async () => b.app.services.registry.activeCanary?.version === 3, 1000, 10);
+  assert.deepEqual(a.app.services.registry.defaultVersions, [served6, 3], 'reported to retention, so the canary is never deleted');
+
+  // By request id: about 30 % of clients, each always the same version, on either replica.
+  const byClient = new Map<string, number>();
+  for (let i = 0; i < 150; i++) byClient.set(`client-${i}`, await predictVersion(a, '', { 'x-request-id': `client-${i}` }));
+  const share = [...byClient.values()].filter((v) => v === 3).length / byClient.size;
+  assert.ok(share > 0.15 && share < 0.45, `canary share ${share}`);
+  for (const id of ['client-1', 'client-2', 'client-3', 'client-4']) {
+    for (const api of [a, b, a]) assert.equal(await predictVersion(api, '', { 'x-request-id': id }), byClient.get(id), id);
+  }
+  // No id: a coin per request, so both versions answer.
+  const anonymous = new Set<number>();
+  for (let i = 0; i < 40 && anonymous.size < 2; i++) anonymous.add(await predictVersion(b));
+  assert.deepEqual([...anonymous].sort((x, y) => x - y), [3, served6]);
+  assert.equal(await predictVersion(a, '?version=2', { 'x-request-id': 'client-1' }), 2, '?version= wins over the canary');
+
+  const metrics = (await a.app.inject({ url: '/metrics' })).body;
+  for (const name of ['mnist_predictions_total', 'mnist_predict_request_seconds_count', 'mnist_prediction_confidence_count']) {
+    for (const v of [3, served6]) assert.match(metrics, new RegExp(`^${name}\\{model_version="${v}"\\} [1-9]`, 'm'), `${name} for ${v}`);
+  }
+  const list = (await a.app.inject({ url: '/v1/models' })).json();
+  assert.deepEqual(list.canary, { version: 3, fraction: 0.3 });
+  assert.equal(list.items.find((m: { version: number }) => m.version === 3).servingReason, 'canary: answers 30 % of predict requests (PUT /v1/models/serving)');
+
+  // Refused, and nothing changes: the canary is the pinned version, a missing one, a share out of (0, 1).
+  assert.equal((await put({ version: 3, canary: { version: 3, fraction: 0.5 } })).statusCode, 400);
+  assert.equal((await put({ version: served6, canary: { version: 99, fraction: 0.5 } })).statusCode, 404);
+  for (const fraction of [0, 1, 1.5]) assert.equal((await put({ version: served6, canary: { version: 3, fraction } })).statusCode, 400, String(fraction));
+  assert.deepEqual((await a.app.inject({ url: '/v1/models/serving' })).json().canary, { version: 3, fraction: 0.3 });
+
+  const promoted = await b.app.inject({ method: 'POST', url: '/v1/models/serving/canary/promote' });
+  assert.equal(promoted.statusCode, 200);
+  assert.deepEqual([promoted.json().servedVersion, promoted.json().pinnedVersion, promoted.json().canary], [3, 3, null]);
+  await waitFor('replica a to serve the promoted canary', async () => served(a) === 3 && !a.app.services.registry.activeCanary, 1000, 10);
+  assert.equal(await predictVersion(a, '', { 'x-request-id': 'client-5' }), 3);
+  assert.equal((await a.app.inject({ method: 'POST', url: '/v1/models/serving/canary/promote' })).statusCode, 404, 'no canary to promote');
+
+  // A canary ended by DELETE, and one ended by a PUT that names none.
+  assert.equal((await put({ version: 3, canary: { version: served6, fraction: 0.5 } })).statusCode, 200);
+  const ended = await a.app.inject({ method: 'DELETE', url: '/v1/models/serving/canary' });
+  assert.deepEqual([ended.statusCode, ended.json().canary, ended.json().servedVersion], [200, null, 3]);
+  assert.equal((await put({ version: 3, canary: { version: served6, fraction: 0.5 } })).statusCode, 200);
+  assert.equal((await put({ version: 3 })).json().canary, null);
+  await waitFor('replica b to end the canary', async () => b.app.services.registry.canarySetting === undefined, 1000, 10);
 });

@@ -14,7 +14,7 @@ after(() => api.close());
 test('with no versions the list is empty and nothing is served', async () => {
   const res = await api.app.inject({ url: '/v1/models' });
   assert.equal(res.statusCode, 200);
-  assert.deepEqual(res.json(), { servedVersion: null, pinnedVersion: null, servingPolicy: 'best', items: [] });
+  assert.deepEqual(res.json(), { servedVersion: null, pinnedVersion: null, canary: null, servingPolicy: 'best', items: [] });
 });
 
 test('versions are listed newest first with test accuracy and the served one marked', async () => {

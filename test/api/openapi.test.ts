@@ -51,10 +51,10 @@ test('every route the app serves is in the document, with a summary, a tag and n
   }
 });
 
-test('the request examples Swagger UI offers are valid requests: a quick train job, a sample digit, a pin, an evaluation', async () => {
+test('the request examples Swagger UI offers are valid requests: a quick train job, a sample digit, a pin, a canary, an evaluation', async () => {
   const paths = (await committed()).paths as Paths;
   const ajv = new Ajv2020({ strict: false, discriminator: true, validateFormats: false });
-  const expected = { 'POST /v1/jobs': ['quick', 'default'], 'POST /v1/predict': ['digit'], 'PUT /v1/models/serving': ['pin'], 'POST /v1/models/{version}/evaluate': ['mnist'] };
+  const expected = { 'POST /v1/jobs': ['quick', 'default'], 'POST /v1/predict': ['digit'], 'PUT /v1/models/serving': ['pin', 'canary'], 'POST /v1/models/{version}/evaluate': ['mnist'] };
   for (const [op, names] of Object.entries(expected)) {
     const [method, path] = op.split(' ');
     const media = paths[path][method.toLowerCase()].requestBody!.content['application/json'];

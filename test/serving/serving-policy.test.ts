@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseServing, servingReason } from '../../src/serving/serving-policy.ts';
+import { routesToCanary } from '../../src/serving/canary-routing.ts';
 
 // The issue's surprise: a quick 62.9 % job replaced an 83.9 % model because "served = newest".
 const versions = [
@@ -52,4 +53,17 @@ test('the reason a version gives: pinned, chosen, or passed over because it does
   assert.match(servingReason(choice, 3, 3, null), /^promoted/);
   assert.match(servingReason(choice, 3, 1, null), /^promoted.*; it does not load, so version 1 serves$/);
   assert.match(servingReason(choice, 1, 3, null), /^the first version written$/);
+});
+
+test('a canary takes its share of clients by a hash of their key: stable per client, a new draw for each canary version', () => {
+  const clients = Array.from({ length: 4000 }, (_, i) => `key-${i}`);
+  const picked = (version: number) => new Set(clients.filter((c) => routesToCanary({ version, fraction: 0.1 }, c)));
+  const seven = picked(7);
+  assert.ok(Math.abs(seven.size / clients.length - 0.1) < 0.02, `share ${seven.size / clients.length}`);
+  assert.deepEqual(picked(7), seven, 'the same clients every time');
+  const overlap = [...picked(8)].filter((c) => seven.has(c)).length;
+  assert.ok(overlap < seven.size / 3, `canary 8 draws other clients (overlap ${overlap} of ${seven.size})`);
+  // No key: the coin decides.
+  assert.equal(routesToCanary({ version: 7, fraction: 0.1 }, undefined, () => 0.05), true);
+  assert.equal(routesToCanary({ version: 7, fraction: 0.1 }, undefined, () => 0.5), false);
 });

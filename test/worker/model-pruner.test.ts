@@ -35,15 +35,17 @@ async function writeVersions(store: ModelStore, count: number) {
   for (let i = 0; i < count; i++) await store.writeVersion(files, meta);
 }
 
-test('an API replica reports the version it serves; a report from a replica gone quiet is dropped', async () => {
+test('an API replica reports the versions it serves (a canary too); a report from a replica gone quiet is dropped', async () => {
   const key = `${config.QUEUE_PREFIX}:served-test`;
-  let served: number | undefined = 4;
-  const reporter = reportServedVersion({ redis, key, servedVersion: () => served, log, intervalMs: 50, replicaId: 'replica-a' });
+  let served = [4];
+  const reporter = reportServedVersion({ redis, key, servedVersions: () => served, log, intervalMs: 50, replicaId: 'replica-a' });
   await reporter.report();
   assert.deepEqual(await readServedVersions(redis, key), [4]);
-  served = 5;
+  served = [5, 3];
   await new Promise((r) => setTimeout(r, 150)); // the interval re-reports
-  assert.deepEqual(await readServedVersions(redis, key), [5]);
+  assert.deepEqual(await readServedVersions(redis, key), [5, 3]);
+  served = [5];
+  await reporter.report();
   await redis.hset(key, 'replica-gone', JSON.stringify({ version: 2, at: 1000 }), 'replica-garbled', 'not json');
   assert.deepEqual(await readServedVersions(redis, key), [5]);
   assert.deepEqual(Object.keys(await redis.hgetall(key)), ['replica-a'], 'stale and unreadable entries are removed');
@@ -51,12 +53,13 @@ test('an API replica reports the version it serves; a report from a replica gone
   assert.deepEqual(await readServedVersions(redis, key), []);
 });
 
-test('with MODEL_KEEP_LAST=1 the worker keeps the newest, the pinned, the served and the bases of unfinished fine-tunes', async () => {
+test('with MODEL_KEEP_LAST=1 the worker keeps the newest, the pinned, the canary, the served and the bases of unfinished fine-tunes', async () => {
   const store = new ModelStore(config.modelsDir);
   await writeVersions(store, 7);
   const keys = redisKeys(config.QUEUE_PREFIX);
   await redis.set(keys.modelPin, '2');
-  const reporter = reportServedVersion({ redis, key: keys.modelServed, servedVersion: () => 3, log, replicaId: 'replica-b' });
+  await redis.set(keys.modelCanary, JSON.stringify({ version: 4, fraction: 0.1 }));
+  const reporter = reportServedVersion({ redis, key: keys.modelServed, servedVersions: () => [3], log, replicaId: 'replica-b' });
   await reporter.report();
   await redis.hset(keys.modelServed, 'replica-dead', JSON.stringify({ version: 1, at: Date.now() - 10 * 60_000 }));
   const queue = trainingQueue(redis, config.QUEUE_PREFIX);
@@ -65,10 +68,10 @@ test('with MODEL_KEEP_LAST=1 the worker keeps the newest, the pinned, the served
 
   const pruner = createWorkerModelPruner(config, store, redis, log);
   await pruner.run();
-  assert.deepEqual(await store.listVersions(), [7, 5, 3, 2]);
+  assert.deepEqual(await store.listVersions(), [7, 5, 4, 3, 2]);
 
-  // Unpinned, the fine-tune gone and the replica now on 7: the next run deletes them.
-  await redis.del(keys.modelPin);
+  // Unpinned, the canary ended, the fine-tune gone and the replica now on 7: the next run deletes them.
+  await redis.del(keys.modelPin, keys.modelCanary);
   await queue.obliterate({ force: true });
   await reporter.stop();
   await pruner.run();

@@ -21,9 +21,15 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const choice = chooseServing(metas.map((m) => ({ version: m.version, testAccuracy: m.metrics.testAccuracy })), config.SERVING_POLICY, config.PROMOTION_TOLERANCE);
     const pinnedVersion = registry.pinnedVersion ?? null;
     const servedVersion = registry.servedVersion ?? pinnedVersion ?? choice.candidates[0] ?? null;
+    const canary = registry.canarySetting ?? null;
+    const reason = (version: number) =>
+      canary?.version === version && version !== servedVersion
+        ? `canary: answers ${+(canary.fraction * 100).toFixed(2)} % of predict requests (PUT /v1/models/serving)`
+        : servingReason(choice, version, servedVersion, pinnedVersion);
     return {
       servedVersion,
       pinnedVersion,
+      canary,
       servingPolicy: config.SERVING_POLICY,
       items: metas.map((m) => ({
         version: m.version,
@@ -32,7 +38,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         jobId: m.jobId,
         testAccuracy: m.metrics.testAccuracy,
         served: m.version === servedVersion,
-        servingReason: servingReason(choice, m.version, servedVersion, pinnedVersion),
+        servingReason: reason(m.version),
       })),
     };
   });
@@ -47,12 +53,27 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Pin the served version (roll back or forward)',
       description:
         'Every API replica serves `version` until `DELETE /v1/models/serving`, new versions included. The pin is kept in Redis, so replicas agree ' +
-        'and it survives restarts. The version is loaded and warmed up before the answer: one that does not exist is 404, one that cannot be served ' +
-        '(fails to load or to run) is 409 and the current version stays.',
+        'and it survives restarts. With `canary`, that version answers `canary.fraction` of the predict requests that name no `?version`: ' +
+        "chosen by a hash of the caller's API key when it sends one, else of the `X-Request-Id` it sends, else at random per request, so a keyed client sees one version. " +
+        'Without `canary`, a running canary ends (the body states the whole set-up). Every response names its `modelVersion`, and `/metrics` splits predictions, ' +
+        'latency and confidence by version. The versions are loaded and warmed up before the answer: one that does not exist is 404, one that cannot be served ' +
+        '(fails to load or to run) is 409 and nothing changes.',
       body: PinBody,
       response: { 200: ServingStatusSchema, ...errorResponses(400, 404, 409) },
     },
-  }, async (req) => app.services.registry.pin(req.body.version));
+  }, async (req) => app.services.registry.pin(req.body.version, req.body.canary));
+
+  app.post('/v1/models/serving/canary/promote', {
+    schema: {
+      tags: ['models'],
+      summary: 'Promote the canary: it becomes the pinned, served version on every replica',
+      response: { 200: ServingStatusSchema, ...errorResponses(404, 409) },
+    },
+  }, async () => app.services.registry.promoteCanary());
+
+  app.delete('/v1/models/serving/canary', {
+    schema: { tags: ['models'], summary: 'End the canary: every request goes to the served version again', response: { 200: ServingStatusSchema } },
+  }, async () => app.services.registry.endCanary());
 
   app.delete('/v1/models/serving', {
     schema: {

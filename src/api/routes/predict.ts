@@ -7,6 +7,7 @@ import { readMultipart } from '../multipart.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { PredictJsonBody, PredictQuery, PredictResponse } from '../../schemas/predict.ts';
 import { ServiceError } from '../../errors.ts';
+import { REQUEST_ID_HEADER } from '../request-id.ts';
 
 const RAW_IMAGE_TYPES = ['image/png', 'application/octet-stream'];
 const PREDICT_ACCEPTS = 'the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]}';
@@ -54,6 +55,12 @@ function preprocessPixels(pixels: number[][]): Uint8Array {
   return out;
 }
 
+/** What a canary's share is drawn by: the caller's API key, else the X-Request-Id it sent (see routesToCanary). */
+function canaryKey(req: FastifyRequest): string | undefined {
+  if (req.caller) return `key:${req.caller.keyId}`;
+  return req.headers[REQUEST_ID_HEADER] === req.id ? `id:${req.id}` : undefined;
+}
+
 const formatCount = (n: number) => n.toLocaleString('en-US');
 
 export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -96,6 +103,6 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (count > max) throw new ServiceError('too-large', `at most ${max} images per request`);
     const pixels = 'pngs' in inputs ? await preprocessPngs(inputs.pngs) : preprocessPixels(inputs.pixels);
     const digits = Array.from({ length: count }, (_, i) => pixels.subarray(i * DIGIT_PIXELS, (i + 1) * DIGIT_PIXELS));
-    return app.services.batcher.predict(digits, req.query.version);
+    return app.services.batcher.predict(digits, req.query.version ?? app.services.registry.route(canaryKey(req)));
   });
 };
