@@ -1455,6 +1455,8 @@ export interface paths {
                                 confidence: number;
                                 /** @description softmax output for digits 0-9 */
                                 probabilities: number[];
+                                /** @description names this image for a correction, `POST /v1/feedback {"predictionId", "label"}`, for FEEDBACK_WINDOW_SECONDS (absent when that is 0 or Redis is away) */
+                                predictionId?: string;
                             }[];
                         };
                     };
@@ -1750,6 +1752,345 @@ export interface paths {
         post?: never;
         /**
          * Delete a dataset (versions tuned on it keep its id and sha256 in their metadata)
+         * @description Auth: an `admin` key when the server has `API_KEYS`.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The key may not do this: an admin key is needed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Corrections, most recently labelled first (paged)
+         * @description Auth: any valid key (`predict` or `admin`) when the server has `API_KEYS`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    offset?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of corrections, most recently labelled first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description corrections kept in all */
+                            total: number;
+                            offset: number;
+                            /** @description most recently labelled first */
+                            items: components["schemas"]["Correction"][];
+                        };
+                    };
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The key may not do this: an admin key is needed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Correct the model: store labelled digits to fine-tune on
+         * @description Body: JSON {"image": "<base64 PNG>", "label": 7}, {"images": […], "labels": […]} or {"predictionId": "…", "label": 7}; or multipart/form-data with PNG files and a `label` (one file) or `labels` field (comma-separated, one per file). Images are preprocessed exactly as /v1/predict does; a `predictionId` (from a /v1/predict answer, kept 3600 s, FEEDBACK_WINDOW_SECONDS, on any replica) names the image that was classified. Corrections are deduplicated by their preprocessed pixels: the same image sent again with another label replaces the label, and the change is recorded. They count against DATASETS_MAX_BYTES (785 bytes each; 507 when full). Fine-tune on them with POST /v1/jobs {"type": "finetune", "dataset": "feedback"}. 201 when at least one correction is new or relabelled, else 200.
+         *
+         *     Auth: a `predict` or `admin` key when the server sets `PREDICT_AUTH=key` (the default once `API_KEYS` is set); open with `PREDICT_AUTH=open`. With `PREDICT_RATE_LIMIT` set, each client (its key, else its address) gets that many requests per window, then 429 with `Retry-After`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description a PNG, base64-encoded; a `data:image/png;base64,` prefix is allowed */
+                        image?: string;
+                        images?: string[];
+                        /** @description a `predictionId` from a /v1/predict answer of the last FEEDBACK_WINDOW_SECONDS */
+                        predictionId?: string;
+                        /** @description the digit the image really shows */
+                        label?: number;
+                        labels?: number[];
+                    };
+                    "multipart/form-data": {
+                        /** @description one or more PNG files (any field names) */
+                        images?: string[];
+                        /** @description the digits, comma-separated, one per file in order (or `label` for one file) */
+                        labels?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Every correction was kept already with this label: nothing changed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description one per image, in the order sent */
+                            items: {
+                                id: string;
+                                /** @description the digit the image really shows */
+                                label: number;
+                                /**
+                                 * @description new; an image already kept, now with another label; or already kept with this label
+                                 * @enum {string}
+                                 */
+                                status: "created" | "relabelled" | "unchanged";
+                                /** @description for `relabelled`: the label it had */
+                                previousLabel?: number;
+                            }[];
+                            /** @description corrections kept in all */
+                            total: number;
+                        };
+                    };
+                };
+                /** @description Stored: one item per image, new or relabelled */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description one per image, in the order sent */
+                            items: {
+                                id: string;
+                                /** @description the digit the image really shows */
+                                label: number;
+                                /**
+                                 * @description new; an image already kept, now with another label; or already kept with this label
+                                 * @enum {string}
+                                 */
+                                status: "created" | "relabelled" | "unchanged";
+                                /** @description for `relabelled`: the label it had */
+                                previousLabel?: number;
+                            }[];
+                            /** @description corrections kept in all */
+                            total: number;
+                        };
+                    };
+                };
+                /** @description Invalid request: the message names the field and what to send instead */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Over a size limit: the message names the limit and its setting */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unsupported content type: the message says which to send */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests, or too many queued jobs: Retry-After says when to try again */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The datasets quota (DATASETS_MAX_BYTES) is full: the message says what is used and free */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/feedback.zip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the corrections as an ImageFolder ZIP
+         * @description Folders `feedback/0` … `feedback/9` of 28×28 preprocessed PNGs, named by correction id: the layout POST /v1/datasets takes back.
+         *
+         *     Auth: any valid key (`predict` or `admin`) when the server has `API_KEYS`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The corrections as an ImageFolder ZIP */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/zip": string;
+                    };
+                };
+                /** @description No API key, or an unknown one: send it in the X-API-Key header (or Authorization: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The key may not do this: an admin key is needed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/feedback/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a correction
          * @description Auth: an `admin` key when the server has `API_KEYS`.
          */
         delete: {
@@ -2178,6 +2519,32 @@ export interface components {
             classCounts: number[];
             /** @description of the stored (preprocessed) images then labels */
             sha256: string;
+        };
+        /** Correction */
+        Correction: {
+            /** @description derived from the preprocessed pixels: the same image sent again has the same id */
+            id: string;
+            /** @description the digit the image really shows */
+            label: number;
+            /**
+             * @description sent as an image, or named by the predictionId of a recent prediction
+             * @enum {string}
+             */
+            source: "image" | "prediction";
+            /** Format: date-time */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description when the label was last set
+             */
+            updatedAt: string;
+            /** @description earlier labels replaced by a later correction of the same image, oldest first */
+            changes: {
+                /** Format: date-time */
+                at: string;
+                from: number;
+                to: number;
+            }[];
         };
     };
     responses: never;

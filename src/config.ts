@@ -66,6 +66,28 @@ export const ConfigSchema = Type.Object({
       'which version serves when none is pinned: "best", a new version only if its MNIST test accuracy is at least the served one\'s less PROMOTION_TOLERANCE; "newest", every new version; "manual", the first version until one is pinned. Under every policy the first version written serves',
   }),
   PROMOTION_TOLERANCE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'under SERVING_POLICY=best, how much lower (as a fraction: 0.002 = 0.2 points) a new version\'s test accuracy may be and still be served' }),
+  PROMOTION_MAX_MNIST_DROP: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.005,
+    description:
+      'a version fine-tuned on corrections ("dataset": "feedback") is served only if it beats its base on the held-out corrections and its MNIST test accuracy is at most this much below the base\'s (0.005 = half a point), whatever SERVING_POLICY says; read by the worker that writes it',
+  }),
+  FEEDBACK_WINDOW_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 3600,
+    description: "how long a predicted image stays in Redis so that a correction may name it by its predictionId (0 = not kept: predictions have no predictionId)",
+  }),
+  FEEDBACK_WINDOW_MAX_IMAGES: Type.Integer({
+    minimum: 1,
+    default: 50_000,
+    description: 'most predicted images kept for corrections at once, whatever their age (~1 KB each in Redis); the oldest go first',
+  }),
+  FEEDBACK_FINETUNE_EVERY: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'after every N new corrections, queue a fine-tune of the served version on them ("dataset": "feedback", since the last such version); never two at a time (0 = off)',
+  }),
   MODEL_CACHE_SIZE: Type.Integer({ minimum: 1, default: 3, description: 'most model versions the API holds in memory: the served one plus recently used ones (?version=N, previously served)' }),
   PREDICT_MAX_BATCH_SIZE: Type.Integer({ minimum: 1, default: 32, description: 'most images in one model call when concurrent predict requests are batched (as TF Serving max_batch_size)' }),
   PREDICT_BATCH_TIMEOUT_MS: Type.Number({
@@ -96,7 +118,7 @@ export const ConfigSchema = Type.Object({
   PREDICT_RATE_LIMIT: Type.Integer({
     minimum: 0,
     default: 0,
-    description: 'most POST /v1/predict requests per client (its API key, else its IP address) per PREDICT_RATE_WINDOW_SECONDS, counted in Redis across replicas; more → 429 with Retry-After (0 = no limit)',
+    description: 'most POST /v1/predict requests per client (its API key, else its IP address) per PREDICT_RATE_WINDOW_SECONDS, and as many POST /v1/feedback requests apart, counted in Redis across replicas; more → 429 with Retry-After (0 = no limit)',
   }),
   PREDICT_RATE_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60, description: 'the window PREDICT_RATE_LIMIT counts over, in seconds' }),
   MAX_EVENT_STREAMS: Type.Integer({ minimum: 1, default: 500, description: 'most job event streams (GET /v1/jobs/{id}/events) one API process keeps open; more → 503 with Retry-After' }),

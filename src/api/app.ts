@@ -11,7 +11,8 @@ import { registerBodyLimit } from './body-limit.ts';
 import { registerJsonDepthLimits } from './json-depth.ts';
 import { lingeringClose, registerLingeringClose } from './lingering-close.ts';
 import { clientErrorHandler, requestTimeoutOptions } from './request-timeout.ts';
-import { documentResponses, openapiDocument, predictRequestBodyDoc } from './openapi.ts';
+import { documentResponses, feedbackRequestBodyDoc, openapiDocument, predictRequestBodyDoc } from './openapi.ts';
+import { feedbackRoutes } from './routes/feedback.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -27,6 +28,7 @@ import { ErrorSchema } from '../schemas/common.ts';
 import { JobSchema } from '../schemas/jobs.ts';
 import { ModelMetadataSchema } from '../schemas/models.ts';
 import { DatasetInfoSchema } from '../schemas/datasets.ts';
+import { FeedbackItemSchema } from '../schemas/feedback.ts';
 import type { ApiServices } from './services.ts';
 
 /** Builds the HTTP app without listening, so tests drive it with `inject`. */
@@ -64,6 +66,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   app.addSchema(JobSchema);
   app.addSchema(ModelMetadataSchema);
   app.addSchema(DatasetInfoSchema);
+  app.addSchema(FeedbackItemSchema);
 
   await app.register(swagger, {
     openapi: openapiDocument,
@@ -71,7 +74,8 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     transform: ({ schema, url, route }) => {
       const method = Array.isArray(route.method) ? route.method[0] : route.method;
-      const withBody = url === '/v1/predict' ? { ...schema, body: predictRequestBodyDoc } : schema;
+      const bodyDoc = url === '/v1/predict' ? predictRequestBodyDoc : url === '/v1/feedback' && method === 'POST' ? feedbackRequestBodyDoc : undefined;
+      const withBody = bodyDoc ? { ...schema, body: bodyDoc } : schema;
       return { schema: documentResponses(documentAccess(withBody, method, url), method, url), url };
     },
   });
@@ -98,6 +102,7 @@ export async function buildApp(services: ApiServices, opts: FastifyServerOptions
   await app.register(modelRoutes);
   await app.register(predictRoutes);
   await app.register(datasetRoutes);
+  await app.register(feedbackRoutes);
   await app.register(evaluateRoutes);
   await app.register(modelImportRoutes);
   await app.register(uiRoutes);

@@ -40,7 +40,8 @@ const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest(
  */
 export function routeAccess(method: string, url: string | undefined, predictAuth: Config['PREDICT_AUTH']): Access {
   if (url === undefined || !url.startsWith('/v1/')) return 'open';
-  if (url === '/v1/predict') return predictAuth === 'open' ? 'open' : 'predict';
+  // A correction is the other half of a prediction: whoever may predict may correct.
+  if (url === '/v1/predict' || (url === '/v1/feedback' && method === 'POST')) return predictAuth === 'open' ? 'open' : 'predict';
   return method === 'GET' || method === 'HEAD' ? 'read' : 'admin';
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { securitySchemes } from './auth.ts';
 import { PredictJsonBody } from '../schemas/predict.ts';
+import { FeedbackJsonBody } from '../schemas/feedback.ts';
 
 /** The parts of the OpenAPI document that no route schema carries. */
 export const openapiDocument = {
@@ -19,6 +20,7 @@ export const openapiDocument = {
     { name: 'models', description: 'model versions' },
     { name: 'predict', description: 'classify digit images' },
     { name: 'datasets', description: 'uploaded labelled digits for fine-tuning and evaluation' },
+    { name: 'feedback', description: 'corrections of predictions, to fine-tune on' },
     { name: 'health', description: 'liveness and readiness' },
   ],
   // Which routes take which key is on each operation (see auth.ts); the Authorize button uses these.
@@ -37,6 +39,22 @@ export const predictRequestBodyDoc = {
       schema: {
         type: 'object',
         properties: { images: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one or more PNG files (any field names); predictions come back in the same order' } },
+      },
+    },
+  },
+};
+
+/** /v1/feedback reads multipart bodies itself, like /v1/predict; this is what the docs show for both kinds. */
+export const feedbackRequestBodyDoc = {
+  content: {
+    'application/json': { schema: FeedbackJsonBody },
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        properties: {
+          images: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one or more PNG files (any field names)' },
+          labels: { type: 'string', description: 'the digits, comma-separated, one per file in order (or `label` for one file)' },
+        },
       },
     },
   },
@@ -85,6 +103,11 @@ const SUCCESS_RESPONSES: Record<string, string> = {
   'GET /v1/datasets 200': 'Every dataset, newest first',
   'GET /v1/datasets/{id} 200': 'The dataset',
   'DELETE /v1/datasets/{id} 204': 'Deleted',
+  'POST /v1/feedback 200': 'Every correction was kept already with this label: nothing changed',
+  'POST /v1/feedback 201': 'Stored: one item per image, new or relabelled',
+  'GET /v1/feedback 200': 'A page of corrections, most recently labelled first',
+  'GET /v1/feedback.zip 200': 'The corrections as an ImageFolder ZIP',
+  'DELETE /v1/feedback/{id} 204': 'Deleted',
 };
 
 /** A handwritten 7 (`examples/digit-7.png`), so "Try it out" on /v1/predict answers at once. */
@@ -98,6 +121,9 @@ const REQUEST_EXAMPLES: Record<string, Record<string, { summary: string; value: 
   },
   'POST /v1/predict': {
     digit: { summary: 'A handwritten 7 as a base64 PNG', value: { images: [SAMPLE_DIGIT] } },
+  },
+  'POST /v1/feedback': {
+    image: { summary: 'The sample digit, labelled 7', value: { image: SAMPLE_DIGIT, label: 7 } },
   },
   'PUT /v1/models/serving': {
     pin: { summary: 'Serve version 1 until unpinned', value: { version: 1 } },

@@ -66,7 +66,8 @@ const predictRateLimitPlugin: FastifyPluginAsync<{ config: Config; redis: Redis 
 
   // Before the plugin registers its own onRoute hook, which reads this config.
   app.addHook('onRoute', (route) => {
-    if (route.url === '/v1/predict' && route.method === 'POST') route.config = { ...route.config, rateLimit: { max, timeWindow: windowSeconds * 1000 } };
+    // Corrections too, counted apart: they are what a hostile client would flood with wrong labels.
+    if ((route.url === '/v1/predict' || route.url === '/v1/feedback') && route.method === 'POST') route.config = { ...route.config, rateLimit: { max, timeWindow: windowSeconds * 1000 } };
   });
 
   let lastWarning = -Infinity;
@@ -88,8 +89,8 @@ const predictRateLimitPlugin: FastifyPluginAsync<{ config: Config; redis: Redis 
     store: Store,
     skipOnError: true,
     keyGenerator: clientOf,
-    errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new Error(`at most ${max} predictions per ${windowSeconds} s per client; retry in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} s`), { statusCode: ctx.statusCode }),
+    errorResponseBuilder: (req, ctx) =>
+      Object.assign(new Error(`at most ${max} ${req.routeOptions.url === '/v1/feedback' ? 'correction requests' : 'predictions'} per ${windowSeconds} s per client; retry in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} s`), { statusCode: ctx.statusCode }),
   });
 };
 

@@ -6,6 +6,8 @@ import type { PredictBatcher } from '../serving/batcher.ts';
 import type { DecodePool } from '../serving/decode-pool.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { DatasetStore } from '../store/dataset-store.ts';
+import type { FeedbackStore } from '../redis/feedback-store.ts';
+import type { PredictionLog } from '../redis/prediction-log.ts';
 import type { ModelStore } from '../store/model-store.ts';
 import type { ApiMetrics } from './metrics.ts';
 
@@ -22,6 +24,12 @@ export interface ApiServices {
   /** PNG decoding and dataset uploads, off the event loop. */
   decodePool: DecodePool;
   metrics: ApiMetrics;
+  /** Recently predicted images, by prediction id, for corrections. */
+  predictionLog: PredictionLog;
+  /** Corrections (POST /v1/feedback). */
+  feedback: FeedbackStore;
+  /** Told of every request that stored new or relabelled corrections (FEEDBACK_FINETUNE_EVERY). */
+  onCorrections?: (count: number) => void;
   redis: Redis;
 }
 

@@ -16,6 +16,8 @@ import { RedisPinStore } from '../redis/serving-pin.ts';
 import { RedisCanaryStore } from '../redis/serving-canary.ts';
 import { followModelChanges } from '../serving/model-changes.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
+import { CORRECTION_BYTES, FeedbackStore } from '../redis/feedback-store.ts';
+import { PredictionLog } from '../redis/prediction-log.ts';
 import { ModelStore } from '../store/model-store.ts';
 import { buildApp, type App } from './app.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -39,7 +41,10 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   // Without a listener BullMQ prints each error to stderr; connection errors are logged above already.
   for (const q of [queue, modelQueue]) q.on('error', (err) => isRedisConnectionError(err) || log.warn({ err: err.message }, 'queue error'));
   const modelStore = new ModelStore(config.modelsDir);
-  const datasetStore = new DatasetStore(config.datasetsDir, config.DATASETS_MAX_BYTES);
+  const feedback = new FeedbackStore(redis, keys.feedback);
+  // Corrections count against the datasets' quota: they are training data users send, kept in Redis.
+  const datasetStore = new DatasetStore(config.datasetsDir, config.DATASETS_MAX_BYTES, async () => (await feedback.count()) * CORRECTION_BYTES);
+  const predictionLog = new PredictionLog(redis, keys.predictions, { windowSeconds: config.FEEDBACK_WINDOW_SECONDS, maxImages: config.FEEDBACK_WINDOW_MAX_IMAGES }, log);
   const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
   const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log), DecodePool.start({ size: DECODE_THREADS, log })]);
@@ -74,7 +79,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   });
   void jobEvents.ready();
 
-  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, decodePool, metrics, redis }, { loggerInstance: log });
+  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, decodePool, metrics, redis, predictionLog, feedback }, { loggerInstance: log });
   return {
     app,
     close: async () => {

@@ -16,6 +16,10 @@ export function redisKeys(prefix: string) {
     modelPin: `${prefix}:models:pinned`,
     /** The canary `{"version": M, "fraction": f}`, shared by every API replica; absent = no canary. */
     modelCanary: `${prefix}:models:canary`,
+    /** Stream of recently predicted images (784 bytes each), by prediction id, for corrections. */
+    predictions: `${prefix}:predictions`,
+    /** Corrections (POST /v1/feedback): hashes of items and pixels, and a sorted set by time. */
+    feedback: { items: `${prefix}:feedback:items`, pixels: `${prefix}:feedback:pixels`, byTime: `${prefix}:feedback:by-time` },
     /** Hash: API replica id → `{"version": N, "at": ms}`, the version each replica serves, so retention never deletes it. */
     modelServed: `${prefix}:models:served`,
   };

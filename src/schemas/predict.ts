@@ -31,6 +31,9 @@ export const PredictionSchema = Type.Object({
   digit: Type.Integer({ minimum: 0, maximum: 9 }),
   confidence: Type.Number({ description: 'probability of `digit`' }),
   probabilities: Type.Array(Type.Number(), { minItems: 10, maxItems: 10, description: 'softmax output for digits 0-9' }),
+  predictionId: Type.Optional(
+    Type.String({ description: 'names this image for a correction, `POST /v1/feedback {"predictionId", "label"}`, for FEEDBACK_WINDOW_SECONDS (absent when that is 0 or Redis is away)' }),
+  ),
 });
 
 export const PredictResponse = Type.Object({

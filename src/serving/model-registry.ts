@@ -26,6 +26,8 @@ export interface Prediction {
   digit: number;
   confidence: number;
   probabilities: number[];
+  /** Set by the API when the image was kept for corrections. */
+  predictionId?: string;
 }
 
 /** A loaded version borrowed for one model call; it is not unloaded until every lease is released. */

@@ -61,6 +61,8 @@ export class DatasetStore {
   constructor(
     readonly root: string,
     private readonly maxBytes = 0,
+    /** Bytes kept elsewhere that count against the same quota (corrections, in Redis). */
+    private readonly otherBytes: () => Promise<number> = async () => 0,
   ) {}
 
   async create(data: LabelledImages, meta: { name: string; format: DatasetInfo['format'] }): Promise<DatasetInfo> {
@@ -83,7 +85,7 @@ export class DatasetStore {
     const id = `ds_${randomBytes(6).toString('hex')}`;
     const info: DatasetInfo = { id, name: meta.name, format: meta.format, createdAt: new Date().toISOString(), count: data.count, classCounts: data.classCounts, sha256: data.sha256 };
     const json = JSON.stringify(info, null, 2);
-    await this.checkSpace(data.images.byteLength + data.labels.byteLength + Buffer.byteLength(json));
+    await this.ensureSpace(data.images.byteLength + data.labels.byteLength + Buffer.byteLength(json), 'this dataset');
     await mkdir(this.root, { recursive: true });
     const tmp = join(this.root, `.tmp-${id}`);
     try {
@@ -99,17 +101,21 @@ export class DatasetStore {
     return { dataset: info, created: true };
   }
 
-  private async checkSpace(bytes: number): Promise<void> {
+  /**
+   * Throws unless `bytes` more fit in DATASETS_MAX_BYTES beside the datasets and corrections kept:
+   * 413 if they alone never would, else 507. `what` names them in the message.
+   */
+  async ensureSpace(bytes: number, what: string): Promise<void> {
     const max = this.maxBytes;
     if (max === 0) return;
     if (bytes > max) {
-      throw new ServiceError('too-large', `this dataset takes ${formatBytes(bytes)} bytes stored; all datasets together may take at most ${formatBytes(max)} (DATASETS_MAX_BYTES): upload fewer images`);
+      throw new ServiceError('too-large', `${what} would take ${formatBytes(bytes)} bytes stored; all datasets and corrections together may take at most ${formatBytes(max)} (DATASETS_MAX_BYTES): send fewer images`);
     }
-    const used = await this.usedBytes();
+    const used = (await this.usedBytes()) + (await this.otherBytes());
     if (used + bytes > max) {
       throw new DatasetQuotaError(
-        `this dataset takes ${formatBytes(bytes)} bytes stored, but the datasets already use ${formatBytes(used)} of ${formatBytes(max)} bytes (DATASETS_MAX_BYTES), ` +
-          `${formatBytes(Math.max(0, max - used))} free: delete datasets you no longer need (DELETE /v1/datasets/{id}) and upload again`,
+        `${what} would take ${formatBytes(bytes)} bytes stored, but the datasets and corrections already use ${formatBytes(used)} of ${formatBytes(max)} bytes (DATASETS_MAX_BYTES), ` +
+          `${formatBytes(Math.max(0, max - used))} free: delete datasets (DELETE /v1/datasets/{id}) or corrections (DELETE /v1/feedback/{id}) you no longer need and send again`,
       );
     }
   }

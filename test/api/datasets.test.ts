@@ -151,12 +151,12 @@ test('an upload that would pass DATASETS_MAX_BYTES is refused saying what is use
   const zipOf = (n: number) => makeZip(digits.slice(0, n).map((d, i) => ({ name: `${d.label}/${i}.png`, data: d.png })));
   const tooLarge = await postZip(zipOf(200));
   assert.equal(tooLarge.statusCode, 413, tooLarge.body);
-  assert.match(tooLarge.json().message, /^this dataset takes 157,\d{3} bytes stored; all datasets together may take at most 100,000 \(DATASETS_MAX_BYTES\)/);
+  assert.match(tooLarge.json().message, /^this dataset would take 157,\d{3} bytes stored; all datasets and corrections together may take at most 100,000 \(DATASETS_MAX_BYTES\)/);
 
   const before = await stored();
   const full = await postZip(zipOf(100));
   assert.equal(full.statusCode, 507, full.body);
-  assert.match(full.json().message, /^this dataset takes 78,\d{3} bytes stored, but the datasets already use [\d,]+ of 100,000 bytes \(DATASETS_MAX_BYTES\), [\d,]+ free: delete datasets you no longer need \(DELETE \/v1\/datasets\/\{id\}\)/);
+  assert.match(full.json().message, /^this dataset would take 78,\d{3} bytes stored, but the datasets and corrections already use [\d,]+ of 100,000 bytes \(DATASETS_MAX_BYTES\), [\d,]+ free: delete datasets \(DELETE \/v1\/datasets\/\{id\}\)/);
   assert.deepEqual(await stored(), before);
 
   for (const { id } of (await api.app.inject({ url: '/v1/datasets' })).json().items) await api.app.inject({ method: 'DELETE', url: `/v1/datasets/${id}` });

@@ -6,13 +6,7 @@ function checkLength(got: number, width: number, height: number, perPixel: numbe
   if (got !== width * height * perPixel) throw new RangeError(`a ${width}×${height} image needs ${width * height * perPixel} values, got ${got}`);
 }
 
-/** A grayscale 8-bit PNG of the given pixels (0..255), as MNIST digits are stored. */
-export function encodeGrayPng(pixels: Uint8Array | number[], width = 28, height = 28): Buffer {
-  checkLength(pixels.length, width, height, 1);
-  const png = new pngjs.PNG({ width, height, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false });
-  png.data = Buffer.from(Uint8Array.from(pixels));
-  return pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false });
-}
+export { encodeGrayPng } from '../../src/image/png-encode.ts';
 
 /** An RGBA 8-bit PNG (4 bytes a pixel). */
 export function encodeRgbaPng(rgba: Uint8Array | number[], width: number, height: number): Buffer {

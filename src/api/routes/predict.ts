@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { declaredPixels, type NamedPng } from '../../image/png.ts';
+import type { NamedPng } from '../../image/png.ts';
+import { fromBase64, preprocessPngs } from '../digit-images.ts';
 import { toMnistInput } from '../../image/preprocess.ts';
 import { DIGIT_PIXELS, DIGIT_SIZE } from '../../schemas/digit.ts';
 import { readMultipart } from '../multipart.ts';
@@ -11,17 +12,9 @@ import { REQUEST_ID_HEADER } from '../request-id.ts';
 
 const RAW_IMAGE_TYPES = ['image/png', 'application/octet-stream'];
 const PREDICT_ACCEPTS = 'the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]}';
-const DATA_URL = /^data:[\w/+.-]*(;[\w=.-]+)*;base64,/;
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
 /** The images of a predict request: PNGs to decode, or 28×28 pixel arrays (JSON `pixels`). */
 type Inputs = { pngs: NamedPng[] } | { pixels: number[][] };
-
-function fromBase64(text: string, name: string): Buffer {
-  const body = text.replace(DATA_URL, '');
-  if (!BASE64.test(body)) throw new ServiceError('invalid', `${name} is not base64 (send the PNG's bytes base64-encoded, optionally as a data: URL)`);
-  return Buffer.from(body, 'base64');
-}
 
 /** The images of a predict request, from a raw PNG body, a multipart body or a JSON body. */
 async function readInputs(req: FastifyRequest, max: number): Promise<Inputs> {
@@ -61,6 +54,22 @@ function canaryKey(req: FastifyRequest): string | undefined {
   return req.headers[REQUEST_ID_HEADER] === req.id ? `id:${req.id}` : undefined;
 }
 
+/** How long an answer waits for Redis to take its images (for corrections) after the model has answered. */
+const RECORD_WAIT_MS = 50;
+
+/** The promise's value if it settles within `ms`, else undefined (it is not cancelled, only not waited for). */
+async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const formatCount = (n: number) => n.toLocaleString('en-US');
 
 export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -71,14 +80,6 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   const { MAX_IMAGES_PER_REQUEST: max, PREDICT_MAX_PIXELS: maxPixels } = app.services.config;
 
-  /** Every PNG of the request checked from its header, then decoded (on a decode thread unless tiny). */
-  async function preprocessPngs(pngs: NamedPng[]): Promise<Uint8Array> {
-    const pixels = declaredPixels(pngs);
-    if (pixels > maxPixels) {
-      throw new ServiceError('too-large', `the images of this request decode to ${formatCount(pixels)} pixels; at most ${formatCount(maxPixels)} (PREDICT_MAX_PIXELS): send smaller images, or fewer per request`);
-    }
-    return app.services.decodePool.preprocessPngs(pngs);
-  }
 
   app.post('/v1/predict', {
     config: { accepts: PREDICT_ACCEPTS },
@@ -101,8 +102,13 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const inputs = await readInputs(req, max);
     const count = 'pngs' in inputs ? inputs.pngs.length : inputs.pixels.length;
     if (count > max) throw new ServiceError('too-large', `at most ${max} images per request`);
-    const pixels = 'pngs' in inputs ? await preprocessPngs(inputs.pngs) : preprocessPixels(inputs.pixels);
+    const pixels = 'pngs' in inputs ? await preprocessPngs(app.services.decodePool, inputs.pngs, maxPixels) : preprocessPixels(inputs.pixels);
     const digits = Array.from({ length: count }, (_, i) => pixels.subarray(i * DIGIT_PIXELS, (i + 1) * DIGIT_PIXELS));
-    return app.services.batcher.predict(digits, req.query.version ?? app.services.registry.route(canaryKey(req)));
+    const { batcher, registry, predictionLog } = app.services;
+    const recording = predictionLog.record(digits);
+    const result = await batcher.predict(digits, req.query.version ?? registry.route(canaryKey(req)));
+    const ids = await settleWithin(recording, RECORD_WAIT_MS);
+    if (ids) result.predictions.forEach((p, i) => (p.predictionId = ids[i]));
+    return result;
   });
 };
