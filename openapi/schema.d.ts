@@ -216,7 +216,7 @@ export interface paths {
         put?: never;
         /**
          * Queue a training or fine-tuning job
-         * @description Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. `{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.
+         * @description Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. `{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget; `"dataset":"feedback"` tunes on the corrections (POST /v1/feedback), and the version serves only if it passes the promotion gate.
          *
          *     Auth: an `admin` key when the server has `API_KEYS`.
          */
@@ -303,8 +303,10 @@ export interface paths {
                         type: "finetune";
                         /** @description model version to start from; "latest" is resolved when the job is queued */
                         baseModel: number | "latest";
-                        /** @description id of an uploaded dataset (POST /v1/datasets), or "mnist" */
+                        /** @description id of an uploaded dataset (POST /v1/datasets), "mnist", or "feedback": the corrections sent to POST /v1/feedback (at least 20); a version tuned on corrections is served only if it passes the promotion gate (PROMOTION_MAX_MNIST_DROP) */
                         dataset: string;
+                        /** @description with "dataset": "feedback": only the corrections labelled after this version was written */
+                        since?: number;
                         /**
                          * @description "features": every layer but the dense head keeps its weights (for `stn` the localisation network too; frozen batch-norm layers keep their statistics); "none"; or how many of the first layers to freeze
                          * @default features
@@ -2329,8 +2331,10 @@ export interface components {
                 type: "finetune";
                 /** @description model version to start from; "latest" is resolved when the job is queued */
                 baseModel: number | "latest";
-                /** @description id of an uploaded dataset (POST /v1/datasets), or "mnist" */
+                /** @description id of an uploaded dataset (POST /v1/datasets), "mnist", or "feedback": the corrections sent to POST /v1/feedback (at least 20); a version tuned on corrections is served only if it passes the promotion gate (PROMOTION_MAX_MNIST_DROP) */
                 dataset: string;
+                /** @description with "dataset": "feedback": only the corrections labelled after this version was written */
+                since?: number;
                 /**
                  * @description "features": every layer but the dense head keeps its weights (for `stn` the localisation network too; frozen batch-norm layers keep their statistics); "none"; or how many of the first layers to freeze
                  * @default features
@@ -2493,9 +2497,26 @@ export interface components {
                     dataset: string;
                     count: number;
                     accuracy: number;
+                    /** @description the base version's accuracy on the same held-out images */
+                    baseAccuracy?: number;
                     loss: number;
                     confusionMatrix: number[][];
                 };
+            };
+            /** @description for a version tuned on corrections: served only if it beats its base on the held-out corrections and lost at most maxMnistDrop of MNIST test accuracy */
+            promotion?: {
+                passed: boolean;
+                reason: string;
+                /** @description on the held-out corrections */
+                heldOutAccuracy: number;
+                /** @description the base version's, on the same corrections */
+                baseHeldOutAccuracy: number;
+                /** @description MNIST test accuracy */
+                testAccuracy: number;
+                /** @description the base version's MNIST test accuracy */
+                baseTestAccuracy: number;
+                /** @description PROMOTION_MAX_MNIST_DROP as the worker read it */
+                maxMnistDrop: number;
             };
             /** @description TensorFlow.js backend that trained it */
             backend: string;

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { JobEventsHub } from '../queue/job-events-hub.ts';
 import { JobService } from '../queue/job-service.ts';
+import { feedbackFinetuneTrigger } from '../queue/feedback-finetune-trigger.ts';
 import { jobRetentionOptions } from '../queue/job-retention.ts';
 import { jobAttemptOptions } from '../queue/job-attempts.ts';
 import { redisKeys } from '../redis/keys.ts';
@@ -79,7 +80,22 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   });
   void jobEvents.ready();
 
-  const app = await buildApp({ config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, decodePool, metrics, redis, predictionLog, feedback }, { loggerInstance: log });
+  const onCorrections = feedbackFinetuneTrigger({
+    every: config.FEEDBACK_FINETUNE_EVERY,
+    redis,
+    keys: keys.feedbackTrigger,
+    jobs,
+    modelStore,
+    datasetStore,
+    feedback,
+    maxSeconds: config.JOB_MAX_SECONDS,
+    servedVersion: () => registry.servedVersion,
+    log,
+  });
+  const app = await buildApp(
+    { config, jobs, jobEvents, modelStore, datasetStore, registry, batcher, decodePool, metrics, redis, predictionLog, feedback, onCorrections: (n) => void onCorrections(n) },
+    { loggerInstance: log },
+  );
   return {
     app,
     close: async () => {

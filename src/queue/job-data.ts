@@ -18,11 +18,11 @@ import type { Static } from 'typebox';
 import type { Evaluation } from '../schemas/evaluation.ts';
 
 export type AugmentParams = Required<Static<typeof AugmentSchema>>;
-type Filled<T> = Required<Omit<T, 'augment' | 'maxDurationSeconds'>> & { augment?: AugmentParams; maxDurationSeconds?: number };
+type Filled<T> = Required<Omit<T, 'augment' | 'maxDurationSeconds' | 'since'>> & { augment?: AugmentParams; maxDurationSeconds?: number };
 
 /** What the queue carries: the request with every default filled in, the seed fixed, `latest` resolved. */
 export type TrainJobData = Filled<TrainParams>;
-export type FinetuneJobData = Filled<FinetuneParams> & { baseModel: number };
+export type FinetuneJobData = Filled<FinetuneParams> & { baseModel: number; since?: number };
 /** A training job: what POST /v1/jobs queues on the training queue. */
 export type JobData = TrainJobData | FinetuneJobData;
 /** A model job: what POST /v1/models and POST /v1/models/{v}/evaluate queue on their own queue. */

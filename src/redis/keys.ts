@@ -20,6 +20,8 @@ export function redisKeys(prefix: string) {
     predictions: `${prefix}:predictions`,
     /** Corrections (POST /v1/feedback): hashes of items and pixels, and a sorted set by time. */
     feedback: { items: `${prefix}:feedback:items`, pixels: `${prefix}:feedback:pixels`, byTime: `${prefix}:feedback:by-time` },
+    /** FEEDBACK_FINETUNE_EVERY: corrections since the last automatic fine-tune, and that job's id while it may run. */
+    feedbackTrigger: { counter: `${prefix}:feedback:since-tune`, job: `${prefix}:feedback:tune-job` },
     /** Hash: API replica id → `{"version": N, "at": ms}`, the version each replica serves, so retention never deletes it. */
     modelServed: `${prefix}:models:served`,
   };

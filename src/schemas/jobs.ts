@@ -110,11 +110,18 @@ export const TrainParamsSchema = Type.Object(
 );
 export type TrainParams = Static<typeof TrainParamsSchema>;
 
+/** Fewest corrections a fine-tune on `"dataset": "feedback"` takes: fewer hold out too few to judge it by. */
+export const MIN_CORRECTIONS = 20;
+
 export const FinetuneParamsSchema = Type.Object(
   {
     type: Type.Literal('finetune'),
     baseModel: Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('latest')], { description: 'model version to start from; "latest" is resolved when the job is queued' }),
-    dataset: Type.String({ minLength: 1, description: 'id of an uploaded dataset (POST /v1/datasets), or "mnist"' }),
+    dataset: Type.String({
+      minLength: 1,
+      description: `id of an uploaded dataset (POST /v1/datasets), "mnist", or "feedback": the corrections sent to POST /v1/feedback (at least ${MIN_CORRECTIONS}); a version tuned on corrections is served only if it passes the promotion gate (PROMOTION_MAX_MNIST_DROP)`,
+    }),
+    since: Type.Optional(Type.Integer({ minimum: 1, description: 'with "dataset": "feedback": only the corrections labelled after this version was written' })),
     freeze: Type.Optional(
       Type.Union([StringEnum(['features', 'none']), Type.Integer({ minimum: 0 })], {
         default: 'features',

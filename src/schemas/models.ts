@@ -12,6 +12,7 @@ export const ModelMetricsSchema = Type.Object({
         dataset: Type.String(),
         count: Type.Integer(),
         accuracy: Type.Number(),
+        baseAccuracy: Type.Optional(Type.Number({ description: 'the base version\'s accuracy on the same held-out images' })),
         loss: Type.Number(),
         confusionMatrix: Type.Array(Type.Array(Type.Integer())),
       },
@@ -19,6 +20,21 @@ export const ModelMetricsSchema = Type.Object({
     ),
   ),
 });
+
+/** The decision a fine-tune on corrections records about itself; serving follows it under every policy but `manual`. */
+export const PromotionGateSchema = Type.Object(
+  {
+    passed: Type.Boolean(),
+    reason: Type.String(),
+    heldOutAccuracy: Type.Number({ description: 'on the held-out corrections' }),
+    baseHeldOutAccuracy: Type.Number({ description: "the base version's, on the same corrections" }),
+    testAccuracy: Type.Number({ description: 'MNIST test accuracy' }),
+    baseTestAccuracy: Type.Number({ description: "the base version's MNIST test accuracy" }),
+    maxMnistDrop: Type.Number({ description: 'PROMOTION_MAX_MNIST_DROP as the worker read it' }),
+  },
+  { description: 'for a version tuned on corrections: served only if it beats its base on the held-out corrections and lost at most maxMnistDrop of MNIST test accuracy' },
+);
+export type PromotionGate = Static<typeof PromotionGateSchema>;
 
 /** What `metadata.json` of a model version holds; shared by the store, the API, the worker and the web page. */
 export const ModelMetadataSchema = Type.Object(
@@ -39,6 +55,7 @@ export const ModelMetadataSchema = Type.Object(
     }),
     history: Type.Array(EpochStatsSchema),
     metrics: ModelMetricsSchema,
+    promotion: Type.Optional(PromotionGateSchema),
     backend: Type.String({ description: 'TensorFlow.js backend that trained it' }),
     durationMs: Type.Integer({ description: 'training + evaluation wall time' }),
   },

@@ -7,7 +7,7 @@ import { routesToCanary } from './canary-routing.ts';
 import { NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';
 import type { Canary, ServingPolicy } from '../schemas/models.ts';
-import { chooseServing, type ScoredVersion } from './serving-policy.ts';
+import { chooseServing, scoredVersion, type ScoredVersion } from './serving-policy.ts';
 
 export class NoModelError extends ServiceError {
   constructor() {
@@ -109,8 +109,8 @@ export class ModelRegistry {
   private readonly retryFailedAfterMs: number;
   private readonly policy: ServingPolicy;
   private readonly tolerance: number;
-  /** Test accuracy per version, read once from its metadata (a written version never changes). */
-  private readonly accuracies = new Map<number, number>();
+  /** What the policy needs of each version, read once from its metadata (a written version never changes). */
+  private readonly scores = new Map<number, ScoredVersion>();
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
   private pinReadFailing = false;
@@ -265,17 +265,17 @@ export class ModelRegistry {
   /** The versions that may serve, in the order SERVING_POLICY tries them. */
   private async candidates(): Promise<number[]> {
     const versions = await this.store.listVersions();
-    for (const v of this.accuracies.keys()) if (!versions.includes(v)) this.accuracies.delete(v);
+    for (const v of this.scores.keys()) if (!versions.includes(v)) this.scores.delete(v);
     const scored: ScoredVersion[] = [];
     for (const version of versions) {
-      let testAccuracy = this.accuracies.get(version);
-      if (testAccuracy === undefined) {
+      let score = this.scores.get(version);
+      if (score === undefined) {
         // Unreadable metadata: not a candidate this time (loading it would fail the same way).
-        testAccuracy = await this.store.readMetadata(version).then((m) => m.metrics.testAccuracy, () => undefined);
-        if (testAccuracy === undefined) continue;
-        this.accuracies.set(version, testAccuracy);
+        score = await this.store.readMetadata(version).then(scoredVersion, () => undefined);
+        if (score === undefined) continue;
+        this.scores.set(version, score);
       }
-      scored.push({ version, testAccuracy });
+      scored.push(score);
     }
     return chooseServing(scored, this.policy, this.tolerance).candidates;
   }

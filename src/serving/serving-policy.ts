@@ -1,9 +1,16 @@
-import type { ServingPolicy } from '../schemas/models.ts';
+import type { ModelMetadata, ServingPolicy } from '../schemas/models.ts';
 
 export interface ScoredVersion {
   version: number;
   /** MNIST test accuracy from the version's metadata. */
   testAccuracy: number;
+  /** For a version tuned on corrections: its promotion gate's decision, which overrides the policy's comparison. */
+  gate?: { passed: boolean; reason: string };
+}
+
+/** What the policy reads of a version's metadata. */
+export function scoredVersion(m: ModelMetadata): ScoredVersion {
+  return { version: m.version, testAccuracy: m.metrics.testAccuracy, ...(m.promotion && { gate: { passed: m.promotion.passed, reason: m.promotion.reason } }) };
 }
 
 export interface ServingChoice {
@@ -24,7 +31,9 @@ const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
  *   (a quick 63 % job does not replace an 84 % model), the promoted ones before it are its fallbacks.
  * - `newest`: every new version serves.
  * - `manual`: the first version serves until someone pins another.
- * Under each, the first version written serves when there is no other.
+ * Under each, the first version written serves when there is no other. A version tuned on
+ * corrections carries its own promotion gate: under `best` and `newest` it is promoted if the gate
+ * passed (whatever its accuracy against the one before) and never if it failed.
  */
 export function chooseServing(versions: readonly ScoredVersion[], policy: ServingPolicy, tolerance = 0): ServingChoice {
   const ordered = [...versions].sort((a, b) => a.version - b.version);
@@ -32,10 +41,17 @@ export function chooseServing(versions: readonly ScoredVersion[], policy: Servin
   if (ordered.length === 0) return { candidates: [], reasons };
   const first = ordered[0];
 
+  const gateFailed = (v: ScoredVersion) => v !== first && v.gate?.passed === false;
+  const refused = (v: ScoredVersion) => `not promoted: its promotion gate ${v.gate!.reason}; pin it to serve it`;
+
   if (policy === 'newest') {
-    const newest = ordered.at(-1)!;
-    for (const v of ordered) reasons.set(v.version, v === newest ? 'the newest version (SERVING_POLICY=newest)' : `version ${newest.version} is newer (SERVING_POLICY=newest)`);
-    return { candidates: ordered.map((v) => v.version).reverse(), reasons };
+    const eligible = ordered.filter((v) => !gateFailed(v));
+    const newest = eligible.at(-1)!;
+    for (const v of ordered) {
+      if (gateFailed(v)) reasons.set(v.version, refused(v));
+      else reasons.set(v.version, v === newest ? `the newest version${v.gate ? `, its promotion gate ${v.gate.reason}` : ''} (SERVING_POLICY=newest)` : `version ${newest.version} is newer (SERVING_POLICY=newest)`);
+    }
+    return { candidates: eligible.map((v) => v.version).reverse(), reasons };
   }
 
   if (policy === 'manual') {
@@ -49,6 +65,11 @@ export function chooseServing(versions: readonly ScoredVersion[], policy: Servin
   const allowance = tolerance > 0 ? ` less PROMOTION_TOLERANCE ${tolerance}` : '';
   for (const v of ordered.slice(1)) {
     const champion = promoted.at(-1)!;
+    if (v.gate) {
+      if (v.gate.passed) promoted.push(v);
+      reasons.set(v.version, v.gate.passed ? `promoted: its promotion gate ${v.gate.reason}` : refused(v));
+      continue;
+    }
     // A hair of slack for accuracies that went through JSON: 0.9923 must equal 0.9923.
     if (v.testAccuracy >= champion.testAccuracy - tolerance - 1e-12) {
       promoted.push(v);

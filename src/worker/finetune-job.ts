@@ -13,6 +13,16 @@ import { ModelStore } from '../store/model-store.ts';
 import { serializeModel } from '../ml/serialize.ts';
 import type { Checkpointer } from '../ml/checkpoint.ts';
 import { withCheckpoints, type TrainingOutcome } from './train-job.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
+import { promotionGate } from '../ml/promotion-gate.ts';
+import { createHash } from 'node:crypto';
+
+/** A fine-tune on corrections: the worker reads them from Redis and hands them over, with the gate's allowance. */
+export interface FeedbackInput {
+  data: LabelledImages;
+  /** PROMOTION_MAX_MNIST_DROP */
+  maxMnistDrop: number;
+}
 
 export interface StorePaths {
   modelsDir: string;
@@ -24,7 +34,13 @@ export interface StorePaths {
  * new dataset's training split mixed with MNIST (rehearsal, against forgetting), then measure both
  * the new data's held-out split and the MNIST test set.
  */
-export async function runFinetuneJob(params: FinetuneJobData, paths: StorePaths, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer): Promise<TrainingOutcome> {
+export async function runFinetuneJob(
+  params: FinetuneJobData,
+  paths: StorePaths,
+  callbacks: TrainCallbacks = {},
+  checkpoints?: Checkpointer,
+  feedback?: FeedbackInput,
+): Promise<TrainingOutcome> {
   const started = Date.now();
   const models = new ModelStore(paths.modelsDir);
   const [baseFiles, baseMeta, mnistTrain, mnistTest] = await Promise.all([
@@ -34,8 +50,10 @@ export async function runFinetuneJob(params: FinetuneJobData, paths: StorePaths,
     loadMnist('test'),
   ]);
   const isMnist = params.dataset === 'mnist';
-  const datasetInfo = isMnist ? undefined : await new DatasetStore(paths.datasetsDir).get(params.dataset);
-  const data = isMnist ? mnistTrain : await new DatasetStore(paths.datasetsDir).load(params.dataset);
+  if (params.dataset === 'feedback' && !feedback) throw new Error('a fine-tune on "feedback" needs the corrections, read by the worker');
+  const fromStore = !isMnist && !feedback;
+  const datasetInfo = fromStore ? await new DatasetStore(paths.datasetsDir).get(params.dataset) : undefined;
+  const data = isMnist ? mnistTrain : feedback ? feedback.data : await new DatasetStore(paths.datasetsDir).load(params.dataset);
 
   const { train: trainIdx, validation } = splitIndices(data.count, params.validationSplit, params.seed);
   const rehearsal = isMnist ? new Uint32Array(0) : rehearsalSample(trainIdx.length, params.rehearsal, mnistTrain.count, params.seed);
@@ -66,6 +84,20 @@ export async function runFinetuneJob(params: FinetuneJobData, paths: StorePaths,
     );
     const test = evaluate(model, mnistTest);
     const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;
+    // The gate compares with the base on the very same held-out corrections.
+    let baseHeldOut: number | undefined;
+    if (feedback && heldOut) {
+      const base = await loadModel(filesToArtifacts(baseFiles));
+      try {
+        baseHeldOut = evaluate(base, data, validation).accuracy;
+      } finally {
+        base.dispose();
+      }
+    }
+    const promotion =
+      feedback && heldOut && baseHeldOut !== undefined
+        ? promotionGate({ heldOutAccuracy: heldOut.accuracy, baseHeldOutAccuracy: baseHeldOut, testAccuracy: test.accuracy, baseTestAccuracy: baseMeta.metrics.testAccuracy }, feedback.maxMnistDrop)
+        : undefined;
     return {
       files: await serializeModel(model),
       history,
@@ -74,14 +106,28 @@ export async function runFinetuneJob(params: FinetuneJobData, paths: StorePaths,
         testAccuracy: test.accuracy,
         testLoss: test.loss,
         confusionMatrix: test.confusionMatrix,
-        ...(heldOut && { heldOut: { dataset: params.dataset, count: heldOut.count, accuracy: heldOut.accuracy, loss: heldOut.loss, confusionMatrix: heldOut.confusionMatrix } }),
+        ...(heldOut && {
+          heldOut: {
+            dataset: params.dataset,
+            count: heldOut.count,
+            accuracy: heldOut.accuracy,
+            ...(baseHeldOut !== undefined && { baseAccuracy: baseHeldOut }),
+            loss: heldOut.loss,
+            confusionMatrix: heldOut.confusionMatrix,
+          },
+        }),
       },
       dataset: {
-        name: datasetInfo ? `${datasetInfo.name} (${datasetInfo.id}) + ${rehearsal.length} MNIST` : 'mnist',
+        name: datasetInfo
+          ? `${datasetInfo.name} (${datasetInfo.id}) + ${rehearsal.length} MNIST`
+          : feedback
+            ? `${data.count} corrections${params.since ? ` since version ${params.since}` : ''} + ${rehearsal.length} MNIST`
+            : 'mnist',
         trainCount: mixed.count,
         testCount: mnistTest.count,
-        sha256: datasetInfo?.sha256 ?? mnistTrain.sha256,
+        sha256: datasetInfo?.sha256 ?? (feedback ? createHash('sha256').update(data.images).update(data.labels).digest('hex') : mnistTrain.sha256),
       },
+      ...(promotion && { promotion }),
       lineage: { baseVersion: params.baseModel, dataset: params.dataset },
       backend: tf.getBackend(),
       durationMs: Date.now() - started,

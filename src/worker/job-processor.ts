@@ -2,7 +2,9 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BackendName } from '../config.ts';
 import { TrainingCancelledError, TrainingPausedError } from '../ml/train.ts';
-import { InvalidJobDataError, jobRequestId, parseJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-data.ts';
+import { InvalidJobDataError, jobRequestId, parseJobData, type FinetuneJobData, type JobProgressRecord, type TrainJobResult } from '../queue/job-data.ts';
+import type { LabelledImages } from '../data/labelled-images.ts';
+import { MIN_CORRECTIONS } from '../schemas/jobs.ts';
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import type { CheckpointStore } from '../store/checkpoint-store.ts';
 import type { ModelStore } from '../store/model-store.ts';
@@ -34,6 +36,33 @@ export interface JobProcessorDeps {
   maxSeconds: number;
   /** A job's child process is killed past this resident size (JOB_MAX_RSS_MB). */
   maxRssBytes: number;
+  /** The corrections labelled in (afterMs, untilMs], for fine-tunes on `"dataset": "feedback"` (from Redis). */
+  readCorrections?: (range: { afterMs?: number; untilMs: number }) => Promise<LabelledImages>;
+  /** PROMOTION_MAX_MNIST_DROP, the gate of versions tuned on corrections. */
+  maxMnistDrop?: number;
+}
+
+/**
+ * The corrections a fine-tune on "feedback" trains on: those labelled after its `since` version was
+ * written and before the job was queued, so a retried attempt sees the same ones (less any deleted).
+ */
+async function correctionsFor(params: FinetuneJobData, job: Pick<Job, 'timestamp'>, deps: JobProcessorDeps) {
+  if (!deps.readCorrections) throw new UnrecoverableError('this worker cannot read corrections (no Redis)');
+  let afterMs: number | undefined;
+  if (params.since !== undefined) {
+    const since = await deps.store.readMetadata(params.since).catch(() => {
+      throw new UnrecoverableError(`since: version ${params.since} no longer exists, so which corrections came after it is unknown; queue the job again`);
+    });
+    afterMs = Date.parse(since.createdAt);
+  }
+  const data = await deps.readCorrections({ afterMs, untilMs: job.timestamp });
+  if (data.count < MIN_CORRECTIONS) throw new UnrecoverableError(`only ${data.count} corrections are left to tune on (some were deleted); at least ${MIN_CORRECTIONS} are needed`);
+  return {
+    images: Buffer.from(data.images.buffer, data.images.byteOffset, data.images.byteLength).toString('base64'),
+    labels: Buffer.from(data.labels).toString('base64'),
+    count: data.count,
+    maxMnistDrop: deps.maxMnistDrop ?? 0.005,
+  };
 }
 
 /** A job's time budget, counted from when this attempt started: its own, capped by JOB_MAX_SECONDS. */
@@ -107,10 +136,12 @@ export function createJobProcessor(deps: JobProcessorDeps) {
     };
 
     log.info({ params, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'training started');
+    const feedback = params.type === 'finetune' && params.dataset === 'feedback' ? await correctionsFor(params, job, deps) : undefined;
+    if (feedback) log.info({ corrections: feedback.count, since: params.type === 'finetune' ? params.since : undefined }, 'fine-tuning on corrections');
     let result;
     try {
       result = await runInSandbox(
-        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId } },
+        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId }, feedback },
         (msg) => {
           if (msg.type === 'warning') return log.warn(msg.message);
           if (msg.type === 'resumed') {
@@ -167,6 +198,7 @@ export function createJobProcessor(deps: JobProcessorDeps) {
       architecture: outcome.architecture,
       params,
       ...(outcome.lineage && { lineage: outcome.lineage }),
+      ...(outcome.promotion && { promotion: outcome.promotion }),
       dataset: outcome.dataset,
       history: outcome.history,
       metrics: outcome.metrics,

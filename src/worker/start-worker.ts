@@ -10,6 +10,7 @@ import { jobRequestId, type ModelJobResult, type TrainJobResult } from '../queue
 import { CANCELLED_REASON } from '../queue/job-view.ts';
 import { createRedis, isRedisConnectionError, logConnectionState } from '../redis/connection.ts';
 import { publishVersion } from '../redis/model-events.ts';
+import { FeedbackStore } from '../redis/feedback-store.ts';
 import { CheckpointStore } from '../store/checkpoint-store.ts';
 import { ImportStaging, importStagingDir } from '../store/import-staging.ts';
 import { ModelStore } from '../store/model-store.ts';
@@ -71,7 +72,14 @@ export async function startWorker(config: Config, log: Logger, backend: BackendN
     maxRssBytes: config.JOB_MAX_RSS_MB * 2 ** 20,
   };
   // Training and fine-tuning share one processor: both run a child process and write a version.
-  const training = createJobProcessor({ ...common, checkpoints, maxStalls: config.JOB_MAX_STALLS });
+  const feedback = new FeedbackStore(client, keys.feedback);
+  const training = createJobProcessor({
+    ...common,
+    checkpoints,
+    maxStalls: config.JOB_MAX_STALLS,
+    readCorrections: (range) => feedback.load(range),
+    maxMnistDrop: config.PROMOTION_MAX_MNIST_DROP,
+  });
   const modelJob = createModelJobProcessor({ ...common, staging, budget: { maxActivations: config.IMPORT_MAX_ACTIVATIONS, maxMacs: config.IMPORT_MAX_MACS } });
   const handlers: Record<JobType, Handler> = { train: training, finetune: training, import: modelJob, evaluate: modelJob };
   checkHandlers(handlers);

@@ -19,6 +19,8 @@ export interface TrainingOutcome {
   metrics: ModelMetrics;
   dataset: ModelMetadata['dataset'];
   lineage?: ModelMetadata['lineage'];
+  /** A fine-tune on corrections: its promotion gate's decision. */
+  promotion?: ModelMetadata['promotion'];
   backend: string;
   durationMs: number;
   /** What the job learned about its input, kept with its params in the version's metadata (an import's adaptations and cost). */

@@ -13,6 +13,8 @@ import { makeZip } from '../helpers/zip.ts';
 import { freePort, startProcess, type Proc } from '../helpers/processes.ts';
 
 // The whole path as a user takes it: HTTP → BullMQ → a real worker process → model store → serving.
+/** FEEDBACK_FINETUNE_EVERY, and the fewest corrections a fine-tune takes. */
+const CORRECTIONS = 20;
 let base = '';
 let modelsDir = '';
 const procs: Proc[] = [];
@@ -23,7 +25,7 @@ before(async () => {
   cleanup = clean;
   modelsDir = config.modelsDir;
   const port = await freePort();
-  const env = processEnv(config, port, { MODEL_POLL_MS: '1000' });
+  const env = processEnv(config, port, { MODEL_POLL_MS: '1000', FEEDBACK_FINETUNE_EVERY: String(CORRECTIONS) });
   procs.push(startProcess('src/worker.ts', env), startProcess('src/api.ts', env));
   base = `http://127.0.0.1:${port}`;
   await waitFor('the API to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), 60_000).catch((err) => {
@@ -142,4 +144,43 @@ test('an uploaded ImageFolder ZIP fine-tunes version 1 into a new version with i
   const [d] = await mnistTestPngs(1, 9000);
   const res = await json(`/v1/predict?version=${done.modelVersion}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(d.png) });
   assert.equal(res.body.modelVersion, done.modelVersion);
+});
+
+test('users correct predictions by their ids; after FEEDBACK_FINETUNE_EVERY of them a fine-tune on the corrections runs, and its promotion gate decides whether it serves', async () => {
+  const served = (await json('/readyz')).body.servedVersion;
+  const digits = await mnistTestPngs(60, 3000); // one request: at most MAX_IMAGES_PER_REQUEST
+  const form = new FormData();
+  for (const d of digits) form.append('images', new Blob([new Uint8Array(d.png)], { type: 'image/png' }), 'digit.png');
+  const { body: predicted } = await json('/v1/predict', { method: 'POST', body: form });
+  assert.equal(predicted.modelVersion, served);
+  // What users send back: every wrong answer, then enough right ones to reach the threshold.
+  const wrongFirst = digits.map((d, i) => ({ ...d, prediction: predicted.predictions[i] })).sort((a, b) => Number(a.prediction.digit === a.label) - Number(b.prediction.digit === b.label));
+  for (const d of wrongFirst.slice(0, CORRECTIONS)) {
+    const res = await json('/v1/feedback', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ predictionId: d.prediction.predictionId, label: d.label }) });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  }
+  const tune = await waitFor('a fine-tune on the corrections to be queued', async () => {
+    const { body } = await json('/v1/jobs?limit=20');
+    return body.items.find((j: { params: { dataset?: string } }) => j.params.dataset === 'feedback');
+  }, 10_000);
+  assert.deepEqual([tune.params.baseModel, tune.params.type], [served, 'finetune']);
+  const done = await waitForJob(tune.id, ['succeeded', 'failed'], 120_000);
+  assert.equal(done.state, 'succeeded', done.error);
+
+  const meta = (await json(`/v1/models/${done.modelVersion}`)).body;
+  assert.deepEqual(meta.lineage, { baseVersion: served, dataset: 'feedback' });
+  const { heldOut, testAccuracy } = meta.metrics;
+  assert.equal(heldOut.count, CORRECTIONS * 0.2, 'held out from the corrections');
+  const gate = meta.promotion;
+  assert.deepEqual([gate.heldOutAccuracy, gate.baseHeldOutAccuracy, gate.testAccuracy, gate.maxMnistDrop], [heldOut.accuracy, heldOut.baseAccuracy, testAccuracy, 0.005]);
+  assert.equal(gate.passed, heldOut.accuracy > heldOut.baseAccuracy && gate.baseTestAccuracy - testAccuracy <= 0.005, gate.reason);
+  // Serving follows the gate, and the list says why.
+  await waitFor('the API to apply the gate', async () => (await json('/readyz')).body.servedVersion === (gate.passed ? done.modelVersion : served), 10_000);
+  const listed = (await json('/v1/models')).body.items.find((m: { version: number }) => m.version === done.modelVersion);
+  assert.equal(listed.servingReason, gate.passed ? `promoted: its promotion gate ${gate.reason}` : `not promoted: its promotion gate ${gate.reason}; pin it to serve it`);
+
+  // No corrections since that version: a fine-tune on them is refused with the count.
+  const none = await postJob({ type: 'finetune', baseModel: 'latest', dataset: 'feedback', since: done.modelVersion });
+  assert.equal(none.status, 400);
+  assert.match(none.body.message, new RegExp(`^dataset "feedback": 0 corrections since version ${done.modelVersion}; at least ${CORRECTIONS} are needed`));
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseServing, servingReason } from '../../src/serving/serving-policy.ts';
 import { routesToCanary } from '../../src/serving/canary-routing.ts';
+import { promotionGate } from '../../src/ml/promotion-gate.ts';
 
 // The issue's surprise: a quick 62.9 % job replaced an 83.9 % model because "served = newest".
 const versions = [
@@ -66,4 +67,31 @@ test('a canary takes its share of clients by a hash of their key: stable per cli
   // No key: the coin decides.
   assert.equal(routesToCanary({ version: 7, fraction: 0.1 }, undefined, () => 0.05), true);
   assert.equal(routesToCanary({ version: 7, fraction: 0.1 }, undefined, () => 0.5), false);
+});
+
+test('a version tuned on corrections passes its gate only by beating its base on held-out corrections while keeping MNIST within the allowance', () => {
+  const base = { baseHeldOutAccuracy: 0.7, baseTestAccuracy: 0.99 };
+  const passed = promotionGate({ ...base, heldOutAccuracy: 0.85, testAccuracy: 0.987 }, 0.005);
+  assert.equal(passed.passed, true);
+  assert.match(passed.reason, /^passed: 85\.00 % on the held-out corrections against the base's 70\.00 %; MNIST test 98\.70 % against the base's 99\.00 %, at most 0\.50 points lower/);
+  const noBetter = promotionGate({ ...base, heldOutAccuracy: 0.7, testAccuracy: 0.99 }, 0.005);
+  assert.deepEqual([noBetter.passed, noBetter.reason], [false, "failed: 70.00 % on the held-out corrections against the base's 70.00 %, no better"]);
+  const forgot = promotionGate({ ...base, heldOutAccuracy: 0.9, testAccuracy: 0.98 }, 0.005);
+  assert.equal(forgot.passed, false);
+  assert.match(forgot.reason, /^failed: MNIST test 98\.00 % against the base's 99\.00 %, more than 0\.50 points lower/);
+});
+
+test('the gate overrides the accuracy comparison under best and newest, not a pin nor manual', () => {
+  const tuned = [
+    { version: 1, testAccuracy: 0.99 },
+    { version: 2, testAccuracy: 0.987, gate: { passed: true, reason: 'passed: …' } }, // a little MNIST traded for the users' writing
+    { version: 3, testAccuracy: 0.991, gate: { passed: false, reason: 'failed: …, no better' } },
+  ];
+  const best = chooseServing(tuned, 'best');
+  assert.deepEqual(best.candidates, [2, 1]);
+  assert.equal(best.reasons.get(2), 'promoted: its promotion gate passed: …');
+  assert.equal(best.reasons.get(3), 'not promoted: its promotion gate failed: …, no better; pin it to serve it');
+  assert.deepEqual(chooseServing(tuned, 'newest').candidates, [2, 1]);
+  assert.deepEqual(chooseServing(tuned, 'manual').candidates, [1, 2, 3]);
+  assert.equal(servingReason(best, 3, 3, 3), 'pinned with PUT /v1/models/serving');
 });

@@ -42,7 +42,9 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-test('fine-tuning the head on hard data raises its held-out accuracy a lot and keeps MNIST (rehearsal)', async () => {
+// Given as corrections (what the worker reads from Redis for "dataset": "feedback"), so the promotion gate is measured too;
+// an uploaded dataset takes the same path from the store (the e2e tests tune on one).
+test('fine-tuning the head on hard corrections raises their held-out accuracy a lot, keeps MNIST (rehearsal), and passes the gate against the base', async () => {
   const store = new ModelStore(paths.modelsDir);
   const baseMeta = await store.readMetadata(base);
   const baseModel = await loadLayersModel(tf.io.fromMemory(filesToArtifacts(await store.readModelFiles(base))));
@@ -51,15 +53,22 @@ test('fine-tuning the head on hard data raises its held-out accuracy a lot and k
   baseModel.dispose();
 
   const outcome = await runFinetuneJob(
-    finetuneJob({ baseModel: base, dataset: datasetId, freeze: 'features', epochs: 4, batchSize: 32, validationSplit: 0.25, rehearsal: 0.5, seed: 2 }),
+    finetuneJob({ baseModel: base, dataset: 'feedback', freeze: 'features', epochs: 4, batchSize: 32, validationSplit: 0.25, rehearsal: 0.5, seed: 2 }),
     paths,
+    {},
+    undefined,
+    { data: rotated, maxMnistDrop: 0.01 },
   );
   const heldOut = outcome.metrics.heldOut!;
+  assert.equal(heldOut.baseAccuracy, before, "the base's accuracy on the same held-out corrections");
+  const gate = outcome.promotion!;
+  assert.deepEqual([gate.passed, gate.heldOutAccuracy, gate.baseHeldOutAccuracy, gate.baseTestAccuracy, gate.maxMnistDrop], [true, heldOut.accuracy, before, baseMeta.metrics.testAccuracy, 0.01]);
+  assert.match(outcome.dataset.name, /^1200 corrections \+ 900 MNIST$/);
   assert.equal(heldOut.count, validation.length);
   assert.ok(before < 0.5, `the base model finds rotated digits hard (${before})`);
   assert.ok(heldOut.accuracy > before + 0.35, `held-out accuracy ${before} → ${heldOut.accuracy}`);
   assert.ok(outcome.metrics.testAccuracy > baseMeta.metrics.testAccuracy - 0.01, `MNIST ${baseMeta.metrics.testAccuracy} → ${outcome.metrics.testAccuracy}`);
-  assert.deepEqual(outcome.lineage, { baseVersion: base, dataset: datasetId });
+  assert.deepEqual(outcome.lineage, { baseVersion: base, dataset: 'feedback' });
   assert.equal(outcome.history.length, 4);
   assert.ok(outcome.history.every((h) => h.valAccuracy !== undefined), 'per-epoch accuracy on the held-out split');
   assert.equal(outcome.dataset.trainCount, 900 + 900, 'as many MNIST examples as new ones at rehearsal 0.5');

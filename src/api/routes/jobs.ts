@@ -16,13 +16,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Queue a training or fine-tuning job',
       description:
         'Answers at once with the queued job; poll GET /v1/jobs/{id} (the Location header) for progress. `{"type":"train"}` alone trains the default CNN to ≥ 99 % test accuracy. ' +
-        '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget.',
+        '`{"type":"finetune","baseModel":"latest","dataset":"<id>"}` adapts a version to an uploaded dataset, freezing its convolutional features and mixing in MNIST so it does not forget; ' +
+        '`"dataset":"feedback"` tunes on the corrections (POST /v1/feedback), and the version serves only if it passes the promotion gate.',
       body: JobRequestSchema,
       response: { 202: Job, ...errorResponses(400, 413, 415, 429, 503) },
     },
   }, async (req, reply) => {
-    const { modelStore, datasetStore, jobs, config } = app.services;
-    const data = await resolveJobRequest(req.body, { modelStore, datasetStore, maxSeconds: config.JOB_MAX_SECONDS });
+    const { modelStore, datasetStore, jobs, config, feedback } = app.services;
+    const data = await resolveJobRequest(req.body, { modelStore, datasetStore, maxSeconds: config.JOB_MAX_SECONDS, feedback });
     const job = await jobs.enqueue(data, { requestId: req.id }).catch((err: unknown) => {
       if (err instanceof QueueFullError) reply.header('retry-after', String(QUEUE_FULL_RETRY_AFTER_S));
       throw err;

@@ -7,7 +7,7 @@ import { VersionNotFoundError } from '../../store/model-store.ts';
 import { errorResponses, VersionParams } from '../../schemas/common.ts';
 import { ModelFileParams, ModelListSchema, PinBody, ServingStatusSchema } from '../../schemas/models.ts';
 import { ServiceError } from '../../errors.ts';
-import { chooseServing, servingReason } from '../../serving/serving-policy.ts';
+import { chooseServing, scoredVersion, servingReason } from '../../serving/serving-policy.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', {
@@ -18,7 +18,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // A version deleted by retention between the listing and the read is left out, not a 404.
     const read = await Promise.all(versions.map((v) => modelStore.readMetadata(v).catch((err) => (err instanceof VersionNotFoundError ? undefined : Promise.reject(err)))));
     const metas = read.filter((m) => m !== undefined);
-    const choice = chooseServing(metas.map((m) => ({ version: m.version, testAccuracy: m.metrics.testAccuracy })), config.SERVING_POLICY, config.PROMOTION_TOLERANCE);
+    const choice = chooseServing(metas.map(scoredVersion), config.SERVING_POLICY, config.PROMOTION_TOLERANCE);
     const pinnedVersion = registry.pinnedVersion ?? null;
     const servedVersion = registry.servedVersion ?? pinnedVersion ?? choice.candidates[0] ?? null;
     const canary = registry.canarySetting ?? null;

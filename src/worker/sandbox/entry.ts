@@ -29,7 +29,7 @@ process.on('disconnect', () => process.exit(1));
 // for a checkpoint first, and this process goes when it is told or when the worker is gone.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined);
 
-async function run({ params, backend, paths, checkpoint, upload }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
+async function run({ params, backend, paths, checkpoint, upload, feedback }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
     if (params.type === 'evaluate') {
@@ -54,7 +54,11 @@ async function run({ params, backend, paths, checkpoint, upload }: Extract<ToSan
         onResume: (position) => void send({ type: 'resumed', position }),
         onUnusable: (reason) => void send({ type: 'warning', message: `checkpoint not used, training from the start: ${reason}` }),
       });
-    const outcome = params.type === 'finetune' ? await runFinetuneJob(params, paths, callbacks, checkpoints) : await runTrainJob(params, callbacks, checkpoints);
+    const corrections = feedback && {
+      data: { images: new Uint8Array(Buffer.from(feedback.images, 'base64')), labels: new Uint8Array(Buffer.from(feedback.labels, 'base64')), count: feedback.count },
+      maxMnistDrop: feedback.maxMnistDrop,
+    };
+    const outcome = params.type === 'finetune' ? await runFinetuneJob(params, paths, callbacks, checkpoints, corrections) : await runTrainJob(params, callbacks, checkpoints);
     await send({ type: 'done', outcome });
   } catch (err) {
     if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });
