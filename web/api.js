@@ -154,6 +154,10 @@ const sendJson = (method, path, payload) =>
 
 export const api = {
   predict: (png, version) => request(`v1/predict${version ? `?version=${version}` : ''}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }),
+  /** @type {(correction: { predictionId?: string, image?: string, label: number }) => Promise<{ items: { id: string, status: string }[], total: number }>} */
+  feedback: (correction) => sendJson('POST', 'v1/feedback', correction),
+  /** @type {() => Promise<{ total: number }>} */
+  feedbackCount: () => request('v1/feedback?limit=1'),
   /** @type {() => Promise<ModelList>} */
   models: () => request('v1/models'),
   model: (version) => request(`v1/models/${version}`),

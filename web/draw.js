@@ -35,6 +35,33 @@ export function setupDraw({ onModelsChanged }) {
   let inFlight = false;
   let again = false;
   let seq = 0;
+  /** What the shown prediction was made of, so a correction can name it (or resend it). */
+  let answered = /** @type {{ predictionId?: string, png: Blob, digit: number } | null} */ (null);
+
+  const feedback = $('#feedback');
+  const feedbackStatus = $('#feedback-status');
+  const digitButtons = $('#feedback-digits');
+  for (let digit = 0; digit < 10; digit++) {
+    const button = h('button', { type: 'button', class: 'small', 'aria-label': `it was a ${digit}` }, String(digit));
+    button.addEventListener('click', () => void correct(digit));
+    digitButtons.append(button);
+  }
+  $('#feedback-right').addEventListener('click', () => answered && void correct(answered.digit));
+
+  /** Sends the shown digit back with its label: by its predictionId, or as the image when it has none. */
+  async function correct(label) {
+    const shown = answered;
+    if (!shown) return;
+    try {
+      const body = shown.predictionId ? { predictionId: shown.predictionId, label } : { image: await blobToBase64(shown.png), label };
+      const { items, total } = await api.feedback(body);
+      if (answered !== shown) return; // a newer drawing is shown now
+      const what = items[0].status === 'relabelled' ? 'relabelled as' : 'kept as';
+      feedbackStatus.textContent = `Thanks: ${what} a ${label}. ${total} correction${total === 1 ? '' : 's'} so far; fine-tune on them in the Train tab (dataset "Your corrections").`;
+    } catch (err) {
+      showError(error, `Could not send the correction: ${err.message}`);
+    }
+  }
 
   function clear() {
     ctx.fillStyle = PAPER;
@@ -147,7 +174,7 @@ export function setupDraw({ onModelsChanged }) {
     try {
       const body = uploaded ?? (await new Promise((resolve) => pad.toBlob(resolve, 'image/png')));
       const result = await api.predict(body, versionSelect.value || undefined);
-      if (mine === seq && hasInk) showResult(result);
+      if (mine === seq && hasInk) showResult(result, body);
     } catch (err) {
       if (err.status === 503) showNoModel(err.message);
       else showError(error, err.message);
@@ -160,9 +187,12 @@ export function setupDraw({ onModelsChanged }) {
     }
   }
 
-  function showResult(result) {
+  function showResult(result, png) {
     error.hidden = true;
     const prediction = result?.predictions?.[0];
+    answered = prediction && png ? { predictionId: prediction.predictionId, png, digit: prediction.digit } : null;
+    feedback.hidden = !answered;
+    feedbackStatus.textContent = '';
     $('#pred-digit').textContent = prediction ? String(prediction.digit) : '–';
     $('#pred-digit').classList.toggle('empty', !prediction);
     $('#pred-confidence').textContent = prediction ? `${formatPercent(prediction.confidence)} sure` : 'Draw a digit and the model will guess as you go.';
@@ -185,6 +215,14 @@ export function setupDraw({ onModelsChanged }) {
 
   onModelsChanged(refreshVersions);
   clear();
+}
+
+/** @param {Blob} blob */
+async function blobToBase64(blob) {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
 }
 
 /**

@@ -104,7 +104,11 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
    * @param {string | undefined} reason
    */
   function shortReason(reason) {
-    return reason ? reason.split(/[:;(]/)[0].trim() : '';
+    if (!reason) return '';
+    const gist = reason.split(/[:;(]/)[0].trim();
+    const share = /^canary: answers ([\d.]+ %)/.exec(reason);
+    if (share) return `canary · ${share[1]}`;
+    return /promotion gate failed/.test(reason) ? `${gist} · gate failed` : gist;
   }
 
   function pinButton(m) {

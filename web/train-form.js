@@ -89,8 +89,8 @@ export function setupTrainForm({ onCreated, onModelsChanged }) {
     const el = control(form, 'dataset');
     const chosen = select ?? el.value;
     try {
-      const { items } = await api.datasets();
-      el.replaceChildren(new Option('MNIST', 'mnist'));
+      const [{ items }, corrections] = await Promise.all([api.datasets(), api.feedbackCount().catch(() => ({ total: 0 }))]);
+      el.replaceChildren(new Option('MNIST', 'mnist'), new Option(`Your corrections · ${corrections.total}`, 'feedback'));
       for (const d of items) el.add(new Option(`${d.name} · ${d.count} images (${d.id})`, d.id));
       el.value = [...el.options].some((o) => o.value === chosen) ? chosen : 'mnist';
     } catch (err) {

@@ -76,12 +76,12 @@ after(async () => {
   await cleanup();
 });
 
-async function strokePath(p: Page, points: [number, number][]) {
+async function strokePath(p: Page, points: [number, number][], steps = 6) {
   const box = (await p.locator('#pad').boundingBox())!;
   const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
   await p.mouse.move(...at(points[0]));
   await p.mouse.down();
-  for (const point of points.slice(1)) await p.mouse.move(...at(point), { steps: 6 });
+  for (const point of points.slice(1)) await p.mouse.move(...at(point), { steps });
   await p.mouse.up();
 }
 
@@ -281,6 +281,61 @@ test('the models tab compares versions: accuracy, confusion matrix heat map, per
   await page.locator('#served-pill', { hasText: 'serving v2' }).waitFor({ timeout: 10_000 });
   assert.match((await page.locator('#pin-status').textContent())!, /newest version is served/);
   assert.ok(await page.locator('#models-error').isHidden());
+});
+
+test('digits drawn and corrected on the Draw tab fine-tune a new version from the Train tab; the Models tab shows its promotion gate', async () => {
+  await page.click('#tab-draw');
+  // Ones, sevens and fours of varied slant and proportions: each preprocesses to another image, so none is deduplicated.
+  const shapes: [number, (i: number) => [number, number][]][] = [
+    [1, (i) => [[0.5 + (i % 7) * 0.02, 0.2], [0.45 - (i % 5) * 0.025, 0.8]]],
+    [7, (i) => [[0.25 + (i % 4) * 0.03, 0.22], [0.75, 0.22 + (i % 3) * 0.03], [0.4 + (i % 5) * 0.04, 0.82]]],
+    [4, (i) => [[0.6 + (i % 4) * 0.03, 0.15], [0.28, 0.58 + (i % 3) * 0.03], [0.78, 0.6], [0.62, 0.6], [0.62 - (i % 5) * 0.03, 0.88]]],
+  ];
+  let total = 0;
+  for (let i = 0; total < 20 && i < 40; i++) {
+    const [label, path] = shapes[i % 3];
+    await page.click('#clear');
+    // Waiting on the answers themselves (events), not polling the page for their traces.
+    const predicted = page.waitForResponse((r) => r.url().endsWith('/v1/predict'));
+    await strokePath(page, path(i), 2);
+    const { predictions } = await (await predicted).json();
+    await page.locator('#feedback').waitFor({ state: 'visible', timeout: 10_000 });
+    const stored = page.waitForResponse((r) => r.url().endsWith('/v1/feedback'));
+    // Right answers get "That's right", wrong ones the digit it was.
+    if (predictions[0].digit === label) await page.click('#feedback-right');
+    else await page.click(`#feedback-digits button:text-is("${label}")`);
+    total = (await (await stored).json()).total;
+  }
+  assert.equal(total, 20, 'enough corrections for a fine-tune');
+  await page.locator('#feedback-status', { hasText: 'Thanks: ' }).waitFor();
+  await shot(page, 'draw-feedback');
+
+  await page.click('#tab-train');
+  await page.check('input[name=kind][value=finetune]');
+  await page.locator('select[name=dataset] option[value=feedback]', { hasText: 'Your corrections · 20' }).waitFor({ state: 'attached' });
+  await page.selectOption('select[name=dataset]', 'feedback');
+  await page.fill('input[name=epochs]', '2');
+  await page.click('#train-submit');
+  await page.locator('#watch-title', { hasText: 'Fine-tune job' }).waitFor({ timeout: 10_000 }).catch(async (err) => {
+    throw new Error(`${err.message}: ${await page.locator('#train-error').textContent()}`);
+  });
+  await page.locator('#watch-state .badge', { hasText: /succeeded|failed|cancelled/ }).waitFor({ timeout: 90_000 }).catch((err) => {
+    throw new Error(`${err.message}${serverLogs()}`);
+  });
+  assert.equal(await page.locator('#watch-state .badge').textContent(), 'succeeded');
+  const version = Number(/Wrote model version (\d+)/.exec((await page.locator('#watch-result').textContent())!)![1]);
+  await page.fill('input[name=epochs]', '');
+  await page.check('input[name=kind][value=train]');
+
+  const { promotion } = await (await fetch(`${base}/v1/models/${version}`)).json();
+  await page.click('#tab-models');
+  const row = page.locator('#versions-body tr', { hasText: `v${version}` });
+  await row.waitFor();
+  // Under SERVING_POLICY=newest (this file's), the gate alone decides whether it serves.
+  if (promotion.passed) await row.locator('.badge', { hasText: 'served' }).waitFor({ timeout: 10_000 });
+  else await row.locator('.serving-reason', { hasText: 'not promoted · gate failed' }).waitFor({ timeout: 10_000 });
+  assert.match((await row.locator('td[title]').getAttribute('title'))!, new RegExp(`promotion gate ${promotion.passed ? 'passed' : 'failed'}: `));
+  await shot(page, 'models-feedback');
 });
 
 test('no console errors or uncaught exceptions on any page', () => {
