@@ -43,7 +43,7 @@ const SLOW_IMPORTS = [
   /src\/worker\/(train-job|finetune-job|start-worker)\.ts'/,
 ];
 /** Test files run at once, per group: tests that wait on processes, locks and timers leave cores idle. */
-const CONCURRENCY: Record<Group, number> = { unit: 2, integration: 3, e2e: 3, browser: 1 };
+const CONCURRENCY: Record<Group, number> = { unit: 2, integration: 3, e2e: 3, browser: 2 };
 
 /**
  * The longest files of a group start first, so that the group does not end with one of them running
@@ -103,9 +103,13 @@ async function compile(): Promise<boolean> {
 
 const compiled = (file: string) => join('.build', file.replace(/\.ts$/, '.js'));
 
-function run(group: Group, files: string[], env: NodeJS.ProcessEnv): Promise<number> {
+async function run(group: Group, files: string[], env: NodeJS.ProcessEnv): Promise<number> {
   console.log(`\n# ${group}: ${files.length} files`);
-  return node(['--test', `--test-concurrency=${CONCURRENCY[group]}`, ...files.map(compiled)], env);
+  const started = performance.now();
+  const status = await node(['--test', `--test-concurrency=${CONCURRENCY[group]}`, ...files.map(compiled)], env);
+  // The suite has a time budget (6 minutes in all); each group says what it took of it.
+  console.log(`# ${group}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return status;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -149,8 +153,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       })
     : undefined;
   let failed = 0;
+  const started = performance.now();
   try {
     for (const g of chosen) if ((await run(g, byGroup.get(g)!, env)) !== 0) failed++;
+    console.log(`# tests: ${((performance.now() - started) / 1000).toFixed(1)} s after compiling`);
   } finally {
     if (fixture) rmSync(fixture, { recursive: true, force: true });
     await redis?.stop();

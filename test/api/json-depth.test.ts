@@ -44,9 +44,8 @@ describe('the routes', () => {
 
   test("each route's limit is what its body schema holds", () => {
     const limits = Object.fromEntries([...api.app.jsonDepthLimits].filter(([route]) => !route.startsWith('HEAD ')));
-    console.log(limits);
     assert.equal(limits['POST /v1/predict'], 3, '{"pixels": [[784 numbers]]}');
-    assert.equal(limits['PUT /v1/models/serving'], 1, '{"version": 1}');
+    assert.equal(limits['PUT /v1/models/serving'], 2, '{"version": 1, "canary": {"version": 2, "fraction": 0.1}}');
     assert.equal(limits['POST /v1/models/:version/evaluate'], 1);
     assert.ok(limits['POST /v1/jobs'] >= 3 && limits['POST /v1/jobs'] <= JSON_DEPTH_CEILING, '{"augment": {"scale": [1, 2]}}');
     assert.equal(limits['DELETE /v1/jobs/:id'], 1, 'no body schema');
@@ -66,10 +65,10 @@ describe('the routes', () => {
 
   test('a body one level deeper than its schema is refused before validation; at the limit it is parsed as before, poisoning refused', async () => {
     const pin = (payload: string) => api.app.inject({ method: 'PUT', url: '/v1/models/serving', headers: { 'content-type': 'application/json' }, payload });
-    const deep = await pin('{"version":[1]}');
+    const deep = await pin('{"version":1,"canary":{"version":[2]}}');
     assert.equal(deep.statusCode, 400);
-    assert.match(deep.json().message, /nests deeper than 1 level/);
-    const atLimit = await pin('{"version":999}');
+    assert.match(deep.json().message, /nests deeper than 2 levels/);
+    const atLimit = await pin('{"version":999,"canary":{"version":2,"fraction":0.5}}');
     assert.equal(atLimit.statusCode, 404, 'parsed and validated: version 999 does not exist');
     const poisoned = await pin('{"__proto__":1}');
     assert.equal(poisoned.statusCode, 400);
