@@ -8,6 +8,8 @@ import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { writeUntrainedVersion } from '../helpers/serving.ts';
 import { pino } from 'pino';
+import { feedbackFinetuneTrigger } from '../../src/queue/feedback-finetune-trigger.ts';
+import type { JobService } from '../../src/queue/job-service.ts';
 
 /* Corrections: by prediction id, as images, as multipart; deduplicated; listed, zipped, deleted; within the quota. */
 let api: TestApi;
@@ -119,4 +121,34 @@ test('a predicted image is found by its id within FEEDBACK_WINDOW_SECONDS, not a
   assert.equal(await log(3600).lookup('../etc'), undefined);
   // FEEDBACK_WINDOW_SECONDS=0: nothing kept, no id.
   assert.deepEqual(await log(0).record([new Uint8Array(784)]), undefined);
+});
+
+test('FEEDBACK_FINETUNE_EVERY: every N corrections queue one fine-tune on them, never a second while it is unfinished, also when replicas race', async () => {
+  // Enough corrections for a fine-tune (at least 20).
+  const more = digits.slice(7, 21);
+  assert.equal((await send({ images: more.map((d) => b64(d.png)), labels: more.map((d) => d.label) })).statusCode, 201);
+  const { redis, modelStore, datasetStore, feedback } = api.app.services;
+  const queued: { id: string; data: unknown }[] = [];
+  let state = 'queued';
+  const jobs = {
+    enqueue: async (data: unknown, _meta: unknown, id: string) => void queued.push({ id, data }),
+    get: async (id: string) => (queued.some((j) => j.id === id) ? { state } : undefined),
+  } as unknown as JobService;
+  const keys = { counter: `${api.config.QUEUE_PREFIX}:trigger-test:count`, job: `${api.config.QUEUE_PREFIX}:trigger-test:job` };
+  const replica = () =>
+    feedbackFinetuneTrigger({ every: 3, redis, keys, jobs, modelStore, datasetStore, feedback, maxSeconds: 3600, servedVersion: () => 1, log: pino({ level: 'silent' }) });
+  const [a, b] = [replica(), replica()];
+
+  await a(2);
+  assert.equal(queued.length, 0, '2 of 3');
+  await Promise.all([a(1), b(1)]);
+  assert.equal(queued.length, 1, 'two replicas past the threshold at once queue one job');
+  assert.deepEqual(queued[0].data, { ...(queued[0].data as object), type: 'finetune', baseModel: 1, dataset: 'feedback' });
+  await b(5);
+  state = 'running';
+  await a(5);
+  assert.equal(queued.length, 1, 'none while the first is unfinished');
+  state = 'succeeded';
+  await b(1);
+  assert.equal(queued.length, 2, 'the next correction after it ended queues the next');
 });

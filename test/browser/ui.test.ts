@@ -174,7 +174,10 @@ test('at phone width, drawing with a finger works and no tab scrolls sideways', 
     for (let i = 1; i <= 12; i++) await touch('touchMove', 0.5, 0.2 + (0.6 * i) / 12); // a "1"
     await touch('touchEnd');
     await p.locator('#pred-version', { hasText: 'answered by model version 1' }).waitFor({ timeout: 10_000 });
-    assert.equal(await p.locator('#pred-digit').textContent(), '1', 'a vertical stroke is a 1');
+    // The answer to the whole stroke: on a busy machine one to its first dot may come before it.
+    await p.locator('#pred-digit', { hasText: /^1$/ }).waitFor({ timeout: 10_000 }).catch(async () => {
+      assert.fail(`a vertical stroke is a 1, not ${await p.locator('#pred-digit').textContent()}`);
+    });
     await shot(p, 'phone-draw');
 
     for (const tab of ['train', 'models']) {
@@ -295,9 +298,11 @@ test('digits drawn and corrected on the Draw tab fine-tune a new version from th
   for (let i = 0; total < 20 && i < 40; i++) {
     const [label, path] = shapes[i % 3];
     await page.click('#clear');
-    // Waiting on the answers themselves (events), not polling the page for their traces.
-    const predicted = page.waitForResponse((r) => r.url().endsWith('/v1/predict'));
+    // Waiting on the answer to the whole drawing (one to its first dot may come first on a busy machine).
+    let drawnAt = Infinity;
+    const predicted = page.waitForResponse((r) => r.url().endsWith('/v1/predict') && r.request().timing().startTime >= drawnAt);
     await strokePath(page, path(i), 2);
+    drawnAt = Date.now();
     const { predictions } = await (await predicted).json();
     await page.locator('#feedback').waitFor({ state: 'visible', timeout: 10_000 });
     const stored = page.waitForResponse((r) => r.url().endsWith('/v1/feedback'));
@@ -314,7 +319,7 @@ test('digits drawn and corrected on the Draw tab fine-tune a new version from th
   await page.check('input[name=kind][value=finetune]');
   await page.locator('select[name=dataset] option[value=feedback]', { hasText: 'Your corrections · 20' }).waitFor({ state: 'attached' });
   await page.selectOption('select[name=dataset]', 'feedback');
-  await page.fill('input[name=epochs]', '2');
+  await page.fill('input[name=epochs]', '1');
   await page.click('#train-submit');
   await page.locator('#watch-title', { hasText: 'Fine-tune job' }).waitFor({ timeout: 10_000 }).catch(async (err) => {
     throw new Error(`${err.message}: ${await page.locator('#train-error').textContent()}`);
