@@ -1,17 +1,18 @@
 /**
  * `npm run bench:feedback`: learning from corrections, on digits the model has not seen written that
- * way. The MNIST test set is re-rendered in another hand — slanted ~20° like italics, strokes
- * thickened by a pixel, and preprocessed as /v1/predict does — and split: digits 0–4,999 are the pool
+ * way. The MNIST test set is re-rendered in another hand — slanted ~31° like italics, strokes
+ * two pixels wider, and preprocessed as /v1/predict does — and split: digits 0–4,999 are the pool
  * users correct from, 5,000–9,999 the evaluation set no correction ever shows.
  *
- * A base `cnn` is trained with the default train job (2 epochs of the 60k set), then for 50, 200 and
- * 500 corrections a fine-tune runs exactly as a `{"type":"finetune","dataset":"feedback"}` job does
+ * A base `cnn` is trained with the default train job (2 epochs of the 60k set), then for 50, 200, 300
+ * and 500 corrections a fine-tune runs exactly as a `{"type":"finetune","dataset":"feedback"}` job does
  * (`runFinetuneJob` with the job's defaults, the corrections as the worker hands them over), once per
  * seed. Each row: accuracy on the slanted evaluation set before and after, MNIST test accuracy
- * beside it, and the promotion gate's decision (PROMOTION_MAX_MNIST_DROP 0.005). A last row sends 200
- * corrections whose labels are all wrong, to show the gate refusing them. Medians over the seeds.
+ * beside it, and the promotion gate's decision (PROMOTION_MAX_MNIST_DROP 0.005). The last rows are
+ * careless or hostile users: 5 % of 300 labels wrong; 50 and 200 corrections whose labels are all
+ * wrong (each digit always called the same other digit). Medians over the seeds.
  *
- *   npm run bench:feedback [-- --seeds 1,2,3 --counts 50,200,500 --base-epochs 2]
+ *   npm run bench:feedback [-- --seeds 1,2,3 --counts 50,200,300,500 --base-epochs 2]
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -35,26 +36,27 @@ import { join } from 'node:path';
 const { values: args } = parseArgs({
   options: {
     seeds: { type: 'string', default: '1,2,3' },
-    counts: { type: 'string', default: '50,200,500' },
+    counts: { type: 'string', default: '50,200,300,500' },
     'base-epochs': { type: 'string', default: '2' },
   },
 });
 const seeds = args.seeds.split(',').map(Number);
 const counts = args.counts.split(',').map(Number);
 const MAX_MNIST_DROP = 0.005;
-const SLANT = 0.36; // tan(~20°)
+const SLANT = 0.6; // tan(~31°)
+const PEN = 3; // max over 3×3: strokes two pixels wider
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Every digit slanted like italics and drawn with a thicker pen, then preprocessed as the API does. */
+/** Every digit slanted like italics and drawn with a broader pen, then preprocessed as the API does. */
 function slanted(set: LabelledImages): LabelledImages {
   const raw = tf.tidy(() => {
     const xs = tf.tensor4d(Float32Array.from(set.images), [set.count, DIGIT_SIZE, DIGIT_SIZE, 1]);
     // Output (x, y) reads input (x + SLANT·(y − 14), y): the top leans right.
     const shear = tf.tensor2d(Array.from({ length: set.count }, () => [1, SLANT, -SLANT * 14, 0, 1, 0, 0, 0]));
     const sheared = tf.image.transform(xs, shear, 'bilinear', 'constant', 0);
-    return tf.maxPool(sheared, 2, 1, 'same').dataSync(); // a pen a pixel wider
+    return tf.maxPool(sheared, PEN, 1, 'same').dataSync();
   });
   const images = new Uint8Array(set.count * DIGIT_PIXELS);
   for (let i = 0; i < set.count; i++) {
@@ -64,11 +66,13 @@ function slanted(set: LabelledImages): LabelledImages {
   return { images, labels: set.labels, count: set.count };
 }
 
-const slice = (set: LabelledImages, from: number, count: number, relabel?: (label: number) => number): LabelledImages => ({
+const slice = (set: LabelledImages, from: number, count: number, relabel?: (label: number, i: number) => number): LabelledImages => ({
   images: set.images.slice(from * DIGIT_PIXELS, (from + count) * DIGIT_PIXELS),
-  labels: Uint8Array.from(set.labels.subarray(from, from + count), (l) => (relabel ? relabel(l) : l)),
+  labels: Uint8Array.from(set.labels.subarray(from, from + count), (l, i) => (relabel ? relabel(l, i) : l)),
   count,
 });
+/** A consistent lie: each digit always relabelled as the same other digit, the hardest kind to spot. */
+const wrong = (label: number) => (label + 1 + (label % 3)) % 10;
 
 await initBackend('wasm');
 const dir = await mkdtemp(join(tmpdir(), 'bench-feedback-'));
@@ -101,7 +105,10 @@ try {
   const rows: string[] = [];
   const runs: { label: string; corrections: LabelledImages }[] = [
     ...counts.map((n) => ({ label: `${n} corrections`, corrections: slice(pool, 0, n) })),
-    { label: '200 corrections, every label wrong', corrections: slice(pool, 0, 200, (l) => (l + 1 + (l % 3)) % 10) },
+    // Hostile or careless users: a few wrong labels among good ones, and corrections that are all wrong.
+    { label: '300 corrections, 15 of them (5 %) mislabelled', corrections: slice(pool, 0, 300, (l, i) => (i % 20 === 7 ? wrong(l) : l)) },
+    { label: '50 corrections, every label wrong', corrections: slice(pool, 0, 50, wrong) },
+    { label: '200 corrections, every label wrong', corrections: slice(pool, 0, 200, wrong) },
   ];
   for (const run of runs) {
     const results: { style: number; mnist: number; passed: boolean; seconds: number }[] = [];

@@ -9,6 +9,8 @@ import { buildPng } from '../helpers/png.ts';
 import { makeZip } from '../helpers/zip.ts';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
+import { zipStream } from '../../src/data/zip-stream.ts';
+import yauzl from 'yauzl';
 
 const rejects = async (zip: Buffer, pattern: RegExp, kind = 'invalid', limits = DEFAULT_DATASET_LIMITS) =>
   assert.rejects(readImageFolderZip(zip, limits), (err: Error) => err instanceof DatasetError && err.kind === kind && pattern.test(err.message));
@@ -81,4 +83,28 @@ test('an IDX pair is read gzipped or not', async () => {
   assert.throws(() => readIdxUpload(images, encodeIdx([2], test.labels.subarray(0, 2))), /3 images but 2 labels/);
   assert.throws(() => readIdxUpload(labels, images), DatasetError);
   assert.throws(() => readIdxUpload(Buffer.from([0x1f, 0x8b, 1, 2]), labels), /gzip/);
+});
+
+test('the streamed ZIP writer (GET /v1/feedback.zip) is read back whole by yauzl, past 65,535 files too (ZIP64 end records)', async () => {
+  const count = 70_000;
+  async function* files() {
+    for (let i = 0; i < count; i++) yield { name: `f/${i % 10}/${i}.png`, data: Buffer.from([i & 255]) };
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of zipStream(files())) chunks.push(chunk);
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) => yauzl.fromBuffer(Buffer.concat(chunks), { lazyEntries: true }, (err, z) => (err ? reject(err) : resolve(z!))));
+  assert.equal(zip.entryCount, count);
+  let seen = 0;
+  let last = '';
+  await new Promise<void>((resolve, reject) => {
+    zip.on('entry', (e: yauzl.Entry) => {
+      seen++;
+      last = e.fileName;
+      zip.readEntry();
+    });
+    zip.on('end', resolve);
+    zip.on('error', reject);
+    zip.readEntry();
+  });
+  assert.deepEqual([seen, last], [count, `f/9/${count - 1}.png`]);
 });
