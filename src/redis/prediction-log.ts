@@ -11,6 +11,7 @@ export interface PredictionLogOptions {
 /** A prediction id: the Redis stream entry id of its image, `<ms>-<seq>`. */
 const PREDICTION_ID = /^\d{1,15}-\d{1,15}$/;
 const PIXELS_FIELD = 'p';
+const FLUSH_AFTER_MS = 2;
 
 interface Pending {
   images: Uint8Array[];
@@ -20,7 +21,7 @@ interface Pending {
 /**
  * The preprocessed images of recent predictions, in a Redis stream, so that a correction can name
  * a prediction (`{"predictionId": …, "label": 7}`) on any API replica instead of sending the image
- * again. Writes from one event-loop turn go to Redis in one pipeline, beside the model call, so a
+ * again. Writes of a few milliseconds go to Redis in one pipeline, beside the model call, so a
  * prediction waits for neither; the stream is trimmed by age and by count on every write. Fails
  * open: with Redis away a prediction simply has no id.
  */
@@ -28,6 +29,7 @@ export class PredictionLog {
   private pending: Pending[] = [];
   private scheduled = false;
   private failing = false;
+  private trimmedAt = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -47,7 +49,9 @@ export class PredictionLog {
       this.pending.push({ images, resolve });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => void this.flush());
+        // A few ms gathers the requests of several event-loop turns into one round trip; the
+        // model call they wait for anyway takes longer.
+        setTimeout(() => void this.flush(), FLUSH_AFTER_MS);
       }
     });
   }
@@ -60,7 +64,13 @@ export class PredictionLog {
     for (const { images } of batch) {
       for (const image of images) pipeline.xadd(this.key, 'MAXLEN', '~', this.opts.maxImages, '*', PIXELS_FIELD, Buffer.from(image.buffer, image.byteOffset, image.byteLength));
     }
-    pipeline.xtrim(this.key, 'MINID', '~', Date.now() - this.opts.windowSeconds * 1000);
+    // By age at most once a second: under load flushes come hundreds of times a second, and the
+    // count bound (MAXLEN on every XADD) already keeps memory in check between trims.
+    const now = Date.now();
+    if (now - this.trimmedAt >= 1000) {
+      this.trimmedAt = now;
+      pipeline.xtrim(this.key, 'MINID', '~', now - this.opts.windowSeconds * 1000);
+    }
     try {
       const results = (await pipeline.exec()) ?? [];
       let at = 0;

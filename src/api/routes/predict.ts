@@ -57,8 +57,13 @@ function canaryKey(req: FastifyRequest): string | undefined {
 /** How long an answer waits for Redis to take its images (for corrections) after the model has answered. */
 const RECORD_WAIT_MS = 50;
 
+const PENDING = Symbol('pending');
+
 /** The promise's value if it settles within `ms`, else undefined (it is not cancelled, only not waited for). */
 async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  // Usually settled already (Redis answers before the model does): no timer for those.
+  const now = await Promise.race([promise, Promise.resolve(PENDING)]);
+  if (now !== PENDING) return now as T;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), ms);
