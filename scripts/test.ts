@@ -53,6 +53,7 @@ const LONGEST = [
   'test/e2e/model-family.test.ts',
   'test/e2e/worker-crash.test.ts',
   'test/e2e/many-jobs.test.ts',
+  'test/e2e/train-and-predict.test.ts',
   'test/e2e/worker-shutdown.test.ts',
   'test/api/predict-real-world.test.ts',
   'test/api/model-jobs.test.ts',
