@@ -66,6 +66,13 @@ export const ConfigSchema = Type.Object({
       'which version serves when none is pinned: "best", a new version only if its MNIST test accuracy is at least the served one\'s less PROMOTION_TOLERANCE; "newest", every new version; "manual", the first version until one is pinned. Under every policy the first version written serves',
   }),
   PROMOTION_TOLERANCE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'under SERVING_POLICY=best, how much lower (as a fraction: 0.002 = 0.2 points) a new version\'s test accuracy may be and still be served' }),
+  MNIST_TEST_LIMIT: Type.Integer({
+    minimum: 100,
+    maximum: 10_000,
+    default: 10_000,
+    description:
+      "how many of the 10k MNIST test images score each new version (train, fine-tune, import: its testAccuracy), spread evenly over the set; fewer for quick development loops (the test suite uses 2000). Keep one value per deployment: SERVING_POLICY compares versions by it. Evaluate jobs always use all. Read by the worker",
+  }),
   PROMOTION_MAX_MNIST_DROP: Type.Number({
     minimum: 0,
     maximum: 1,

@@ -25,6 +25,15 @@ function mnistDataDir(): string {
 
 const cache = new Map<MnistSplit, Promise<MnistSplitData>>();
 
+/**
+ * `limit` images spread evenly over a set of `count` (every k-th), for scoring on part of the MNIST
+ * test set: its two halves were written by different people, so a prefix would not do.
+ */
+export function spreadIndices(count: number, limit: number): Uint32Array {
+  const n = Math.max(1, Math.min(count, Math.floor(limit)));
+  return Uint32Array.from({ length: n }, (_, i) => Math.floor((i * count) / n));
+}
+
 export function loadMnist(split: MnistSplit): Promise<MnistSplitData> {
   let pending = cache.get(split);
   if (!pending) {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from '../ml/load-model.ts';
-import { loadMnist } from '../data/mnist.ts';
+import { loadMnist, spreadIndices } from '../data/mnist.ts';
 import { compileForTraining } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
 import { concatExamples, rehearsalSample } from '../ml/examples.ts';
@@ -40,6 +40,7 @@ export async function runFinetuneJob(
   callbacks: TrainCallbacks = {},
   checkpoints?: Checkpointer,
   feedback?: FeedbackInput,
+  testLimit = 10_000,
 ): Promise<TrainingOutcome> {
   const started = Date.now();
   const models = new ModelStore(paths.modelsDir);
@@ -82,7 +83,8 @@ export async function runFinetuneJob(
       },
       withCheckpoints(callbacks, model, checkpoints),
     );
-    const test = evaluate(model, mnistTest);
+    const scored = spreadIndices(mnistTest.count, testLimit);
+    const test = evaluate(model, mnistTest, scored);
     const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;
     // The gate compares with the base on the very same held-out corrections.
     let baseHeldOut: number | undefined;
@@ -124,7 +126,7 @@ export async function runFinetuneJob(
             ? `${data.count} corrections${params.since ? ` since version ${params.since}` : ''} + ${rehearsal.length} MNIST`
             : 'mnist',
         trainCount: mixed.count,
-        testCount: mnistTest.count,
+        testCount: scored.length,
         sha256: datasetInfo?.sha256 ?? (feedback ? createHash('sha256').update(data.images).update(data.labels).digest('hex') : mnistTrain.sha256),
       },
       ...(promotion && { promotion }),

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { loadMnist } from '../data/mnist.ts';
+import { loadMnist, spreadIndices } from '../data/mnist.ts';
 import { evaluate } from '../ml/evaluate.ts';
 import { importLayersModel, type CostBudget } from '../ml/import-model.ts';
 import { serializeModel } from '../ml/serialize.ts';
@@ -11,18 +11,19 @@ import type { TrainingOutcome } from './train-job.ts';
  * its cost estimated and bounded before it runs, adapted to 28×28×1 in and probabilities out),
  * scored on the MNIST test set, serialised as a version's files.
  */
-export async function runImportJob(params: ImportParams, files: Map<string, Buffer>, budget: CostBudget): Promise<TrainingOutcome> {
+export async function runImportJob(params: ImportParams, files: Map<string, Buffer>, budget: CostBudget, testLimit = 10_000): Promise<TrainingOutcome> {
   const started = Date.now();
   const { model, adapted, cost } = await importLayersModel(files, budget);
   try {
     const test = await loadMnist('test');
-    const result = evaluate(model, test);
+    const scored = spreadIndices(test.count, testLimit);
+    const result = evaluate(model, test, scored);
     return {
       files: await serializeModel(model),
       history: [],
       architecture: 'imported',
       metrics: { testAccuracy: result.accuracy, testLoss: result.loss, confusionMatrix: result.confusionMatrix },
-      dataset: { name: 'none (imported)', trainCount: 0, testCount: test.count, sha256: test.sha256 },
+      dataset: { name: 'none (imported)', trainCount: 0, testCount: scored.length, sha256: test.sha256 },
       backend: tf.getBackend(),
       durationMs: Date.now() - started,
       details: { source: 'import', files: params.files, adapted, cost: { activations: cost.activations, macs: cost.macs } },

@@ -40,6 +40,8 @@ export interface JobProcessorDeps {
   readCorrections?: (range: { afterMs?: number; untilMs: number }) => Promise<LabelledImages>;
   /** PROMOTION_MAX_MNIST_DROP, the gate of versions tuned on corrections. */
   maxMnistDrop?: number;
+  /** MNIST_TEST_LIMIT: how many MNIST test images score each new version. */
+  testLimit?: number;
 }
 
 /**
@@ -141,7 +143,7 @@ export function createJobProcessor(deps: JobProcessorDeps) {
     let result;
     try {
       result = await runInSandbox(
-        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId }, feedback },
+        { params, backend: deps.backend, paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir }, checkpoint: { dir: deps.checkpoints.root, jobId }, feedback, testLimit: deps.testLimit },
         (msg) => {
           if (msg.type === 'warning') return log.warn(msg.message);
           if (msg.type === 'resumed') {

@@ -21,6 +21,8 @@ export interface ModelJobProcessorDeps {
   budget: CostBudget;
   maxSeconds: number;
   maxRssBytes: number;
+  /** MNIST_TEST_LIMIT: how many MNIST test images score an imported version (evaluate jobs use all). */
+  testLimit?: number;
 }
 
 /**
@@ -53,7 +55,7 @@ export function createModelJobProcessor(deps: ModelJobProcessorDeps) {
           params,
           backend: deps.backend,
           paths: { modelsDir: deps.store.root, datasetsDir: deps.datasetsDir },
-          ...(params.type === 'import' && { upload: { dir: deps.staging.root, jobId, budget: deps.budget } }),
+          ...(params.type === 'import' && { upload: { dir: deps.staging.root, jobId, budget: deps.budget }, testLimit: deps.testLimit }),
         },
         () => undefined,
         { maxRssBytes: deps.maxRssBytes, timeBudget: timeBudget(job, undefined, deps.maxSeconds) },

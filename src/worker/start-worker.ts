@@ -70,6 +70,7 @@ export async function startWorker(config: Config, log: Logger, backend: BackendN
     publishVersion: (version: number) => publishVersion(client, keys.modelEvents, version),
     maxSeconds: config.JOB_MAX_SECONDS,
     maxRssBytes: config.JOB_MAX_RSS_MB * 2 ** 20,
+    testLimit: config.MNIST_TEST_LIMIT,
   };
   // Training and fine-tuning share one processor: both run a child process and write a version.
   const feedback = new FeedbackStore(client, keys.feedback);

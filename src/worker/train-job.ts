@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { loadMnist } from '../data/mnist.ts';
+import { loadMnist, spreadIndices } from '../data/mnist.ts';
 import { createModel } from '../ml/architectures.ts';
 import { evaluate } from '../ml/evaluate.ts';
 import type { Checkpointer } from '../ml/checkpoint.ts';
@@ -33,7 +33,7 @@ export interface TrainingOutcome {
  * production, the test process in tests). With a checkpointer it saves its state every epoch and
  * resumes from a saved one.
  */
-export async function runTrainJob(params: TrainJobData, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer): Promise<TrainingOutcome> {
+export async function runTrainJob(params: TrainJobData, callbacks: TrainCallbacks = {}, checkpoints?: Checkpointer, testLimit = 10_000): Promise<TrainingOutcome> {
   const started = Date.now();
   const [trainSet, testSet] = await Promise.all([loadMnist('train'), loadMnist('test')]);
   const count = Math.min(params.limit, trainSet.count);
@@ -48,13 +48,14 @@ export async function runTrainJob(params: TrainJobData, callbacks: TrainCallback
       { ...params, schedule: { name: params.learningRateSchedule, rate: params.learningRate }, resumeFrom },
       withCheckpoints(callbacks, model, checkpoints),
     );
-    const test = evaluate(model, testSet);
+    const scored = spreadIndices(testSet.count, testLimit);
+    const test = evaluate(model, testSet, scored);
     return {
       files: await serializeModel(model),
       history,
       architecture: params.architecture,
       metrics: { testAccuracy: test.accuracy, testLoss: test.loss, confusionMatrix: test.confusionMatrix },
-      dataset: { name: 'mnist', trainCount: count, testCount: testSet.count, sha256: trainSet.sha256 },
+      dataset: { name: 'mnist', trainCount: count, testCount: scored.length, sha256: trainSet.sha256 },
       backend: tf.getBackend(),
       durationMs: Date.now() - started,
     };

@@ -9,6 +9,8 @@ import { initBackend } from '../../src/ml/backend.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { testConfig } from '../helpers/env.ts';
 import { writeUntrainedVersion } from '../helpers/serving.ts';
+import { encodeGrayPng } from '../../src/image/png-encode.ts';
+import { routesToCanary } from '../../src/serving/canary-routing.ts';
 
 const ADMIN = 'admin-key-0123456789abcdef';
 const ADMIN_2 = 'second-admin-key-fedcba9876543210';
@@ -123,6 +125,28 @@ describe('with API keys configured (predict needs a key)', () => {
       assert.equal((await call('GET', url, { authorization: 'Basic dTpw' })).statusCode, 200, `${url} with a proxy's Basic header`);
     }
     assert.equal((await call('GET', '/v1/nothing-here', {})).statusCode, 404, 'an unknown route is still a 404');
+  });
+
+  test('through a canary a keyed client sees one version whatever request ids it sends; a predict key may correct, not delete corrections', async () => {
+    await writeUntrainedVersion(api.app.services.modelStore, 2);
+    const pinned = await call('PUT', '/v1/models/serving', bearer(ADMIN), { version: 1, canary: { version: 2, fraction: 0.5 } });
+    assert.equal(pinned.statusCode, 200, pinned.body);
+    assert.equal(api.app.services.registry.activeCanary?.version, 2);
+    const stored = parseApiKeys(API_KEYS);
+    for (const key of [ADMIN, PREDICT, ADMIN_2]) {
+      const seen = new Set<number>();
+      for (let i = 0; i < 6; i++) seen.add((await call('POST', '/v1/predict', { ...bearer(key), 'x-request-id': `${key.slice(0, 6)}-${i}` }, predictBody)).json().modelVersion);
+      const expected = routesToCanary({ version: 2, fraction: 0.5 }, `key:${findKey(stored, key)!.keyId}`) ? 2 : 1;
+      assert.deepEqual([...seen], [expected], 'one version for one key: the one its key hashes to');
+    }
+    assert.equal((await call('DELETE', '/v1/models/serving/canary', bearer(ADMIN))).statusCode, 200);
+
+    const correction = { image: encodeGrayPng(STROKE).toString('base64'), label: 1 };
+    assert.equal((await call('POST', '/v1/feedback', {}, correction)).statusCode, 401);
+    const kept = await call('POST', '/v1/feedback', bearer(PREDICT), correction);
+    assert.equal(kept.statusCode, 201, kept.body);
+    assert.equal((await call('GET', '/v1/feedback', bearer(PREDICT))).json().total, 1);
+    assert.equal((await call('DELETE', `/v1/feedback/${kept.json().items[0].id}`, bearer(PREDICT))).statusCode, 403);
   });
 });
 

