@@ -92,8 +92,8 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
       return [`Version ${pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Unpin')];
     }
     const policy = {
-      best: 'A new version is served only if its test accuracy is at least the served one\'s (SERVING_POLICY=best); pin another to serve it or to roll back.',
-      newest: 'The newest version is served (SERVING_POLICY=newest); pin another to roll back.',
+      best: 'A new version is served only if its test accuracy is at least the served one\'s, or, tuned on corrections, if it passed its promotion gate (SERVING_POLICY=best); pin another to serve it or to roll back.',
+      newest: 'The newest version is served, unless it was tuned on corrections and failed its promotion gate (SERVING_POLICY=newest); pin another to roll back.',
       manual: 'The first version is served until you pin another (SERVING_POLICY=manual).',
     };
     return [policy[list.servingPolicy] ?? policy.best];
