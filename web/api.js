@@ -13,6 +13,7 @@
 /**
  * GET /v1/models.
  * @typedef {{ servedVersion: number | null, pinnedVersion: number | null, servingPolicy: 'best' | 'newest' | 'manual',
+ *   canary?: { version: number, fraction: number } | null,
  *   items: { version: number, createdAt: string, architecture: string, jobId: string | null, testAccuracy: number, served: boolean, servingReason: string }[] }} ModelList
  */
 
@@ -180,6 +181,8 @@ export const api = {
   uploadDataset: (zip) => request('v1/datasets', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: zip }),
   pin: (version) => sendJson('PUT', 'v1/models/serving', { version }),
   unpin: () => request('v1/models/serving', { method: 'DELETE' }),
+  promoteCanary: () => request('v1/models/serving/canary/promote', { method: 'POST' }),
+  endCanary: () => request('v1/models/serving/canary', { method: 'DELETE' }),
   spec: () => (specRequest ??= request('openapi.json').catch((err) => {
     specRequest = undefined; // try again next time
     throw err;

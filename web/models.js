@@ -88,6 +88,22 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
   }
 
   function pinStatus() {
+    return [...servingLine(), ...canaryLine()];
+  }
+
+  /** A canary started with PUT /v1/models/serving: its share, and the two ways to end it. */
+  function canaryLine() {
+    const canary = list.canary;
+    if (!canary) return [];
+    return [
+      h('span', { class: 'canary-status' }, ` Version ${canary.version} answers ${formatPercent(canary.fraction, 0)} of predictions as a canary. `),
+      h('button', { type: 'button', class: 'small', onclick: () => changeServing(() => api.promoteCanary()) }, 'Promote'),
+      ' ',
+      h('button', { type: 'button', class: 'small', onclick: () => changeServing(() => api.endCanary()) }, 'End canary'),
+    ];
+  }
+
+  function servingLine() {
     if (pinnedVersion) {
       return [`Version ${pinnedVersion} is pinned. `, h('button', { type: 'button', class: 'small', onclick: () => unpin() }, 'Unpin')];
     }

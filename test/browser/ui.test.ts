@@ -284,6 +284,26 @@ test('the models tab compares versions: accuracy, confusion matrix heat map, per
   await page.locator('#served-pill', { hasText: 'serving v2' }).waitFor({ timeout: 10_000 });
   assert.match((await page.locator('#pin-status').textContent())!, /newest version is served/);
   assert.ok(await page.locator('#models-error').isHidden());
+
+  // A canary started through the API is shown with its share; it can be ended, or promoted, from here.
+  const startCanary = async () => {
+    const res = await fetch(`${base}/v1/models/serving`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ version: 2, canary: { version: 1, fraction: 0.25 } }) });
+    assert.equal(res.status, 200);
+    await page.reload();
+    await page.click('#tab-models');
+    await page.locator('#pin-status', { hasText: 'Version 1 answers 25% of predictions as a canary.' }).waitFor({ timeout: 10_000 });
+  };
+  await startCanary();
+  await page.locator('#versions-body .serving-reason', { hasText: 'canary · 25 %' }).waitFor();
+  await page.click('#pin-status button:text("End canary")');
+  await page.locator('#pin-status .canary-status').waitFor({ state: 'detached', timeout: 10_000 });
+  assert.equal((await (await fetch(`${base}/v1/models/serving`)).json()).canary, null);
+  await startCanary();
+  await page.click('#pin-status button:text("Promote")');
+  await page.locator('#served-pill', { hasText: 'serving v1' }).waitFor({ timeout: 10_000 });
+  assert.match((await page.locator('#pin-status').textContent())!, /^Version 1 is pinned\. Unpin$/);
+  await page.click('#pin-status button:text("Unpin")');
+  await page.locator('#served-pill', { hasText: 'serving v2' }).waitFor({ timeout: 10_000 });
 });
 
 test('digits drawn and corrected on the Draw tab fine-tune a new version from the Train tab; the Models tab shows its promotion gate', async () => {
