@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { PredictBatcher } from '../../src/serving/batcher.ts';
 import { ModelRegistry, NoModelError, UnservableVersionError } from '../../src/serving/model-registry.ts';
 import { MemoryPinStore, RedisPinStore } from '../../src/redis/serving-pin.ts';
+import { MemoryCanaryStore } from '../../src/redis/serving-canary.ts';
 import { ModelStore, VersionNotFoundError } from '../../src/store/model-store.ts';
 import { REDIS_URL } from '../helpers/env.ts';
 import { fakeImage, FakeEngine, writeFakeVersion } from '../helpers/fake-engine.ts';
@@ -105,6 +106,39 @@ test('a cached version is reused, the least recently used one is evicted', async
   await predict([fakeImage(0)], 3); // evicts 2, the least recently used
   assert.deepEqual(engine.unloads, [2]);
   assert.deepEqual(engine.loadedVersions, [1, 3, 4]);
+});
+
+test('a canary stays loaded whatever ?version=N loads beside it; one that cannot load takes no traffic', async () => {
+  const { store, engine, registry, predict } = await setup({ cacheSize: 2 });
+  for (let i = 0; i < 4; i++) await writeFakeVersion(store);
+  await registry.refresh(); // serves 4
+  await registry.pin(4, { version: 1, fraction: 0.5 });
+  assert.deepEqual(registry.defaultVersions, [4, 1]);
+  for (const v of [2, 3, 2]) assert.equal((await predict([fakeImage(0)], v)).modelVersion, v);
+  assert.ok(engine.loadedVersions.includes(1) && engine.loadedVersions.includes(4), `served and canary stay loaded: ${engine.loadedVersions}`);
+  assert.equal(engine.unloads.filter((v) => v === 1).length, 0, 'the canary was never evicted');
+  // Routed by key: the same key always the same version, and both versions answer some keys.
+  const routed = Array.from({ length: 200 }, (_, i) => registry.route(`key:${i}`) ?? 4);
+  assert.deepEqual([...new Set(routed)].sort(), [1, 4]);
+  assert.deepEqual(Array.from({ length: 200 }, (_, i) => registry.route(`key:${i}`) ?? 4), routed);
+
+  // Ended, it is an ordinary member of the LRU again.
+  await registry.endCanary();
+  assert.deepEqual(registry.defaultVersions, [4]);
+  assert.equal(registry.route('key:1'), undefined);
+  await predict([fakeImage(0)], 2);
+  await predict([fakeImage(0)], 3);
+  assert.ok(engine.unloads.includes(1), 'evicted once it is no canary');
+
+  // A canary whose files break after it was set (here: set on another replica) is logged, not routed to.
+  const broken = await writeFakeVersion(store, { broken: true });
+  const canaries = new MemoryCanaryStore();
+  await canaries.set({ version: broken, fraction: 0.9 });
+  const other = new ModelRegistry(store, engine, log, { cacheSize: 2, canaries });
+  await other.refresh();
+  assert.deepEqual([other.canarySetting?.version, other.activeCanary, other.defaultVersions], [broken, undefined, [4]]);
+  assert.equal(other.route('key:1'), undefined);
+  other.dispose();
 });
 
 test('an evicted or replaced version is not unloaded while a model call still holds it', async () => {
