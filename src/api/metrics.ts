@@ -105,8 +105,11 @@ export class ApiMetrics implements BatchObserver {
     this.batchSize.observe(images);
     this.modelSeconds.observe(modelSeconds);
     for (const seconds of queueSeconds) this.queueSeconds.observe(seconds);
-    for (const seconds of requestSeconds) this.predictSeconds.observe(labels, seconds);
-    for (const c of confidences) this.confidence.observe(labels, c);
+    // The labelled series looked up once per batch, not once per image.
+    const latency = this.predictSeconds.labels(labels);
+    for (const seconds of requestSeconds) latency.observe(seconds);
+    const confidence = this.confidence.labels(labels);
+    for (const c of confidences) confidence.observe(c);
   }
 
   /** A finished job's run time, from BullMQ's processedOn/finishedOn (ms since the epoch). */

@@ -54,22 +54,23 @@ export class FeedbackStore {
     return this.redis.zcount(this.keys.byTime, afterMs === undefined ? '-inf' : `(${afterMs}`, '+inf');
   }
 
-  /** Of `pixels`, the ones not stored yet (to size a quota check before adding). */
-  async unknown(pixels: Uint8Array[]): Promise<Uint8Array[]> {
-    if (pixels.length === 0) return [];
-    const ids = pixels.map(correctionId);
-    const present = await this.redis.hmget(this.keys.items, ...ids);
-    const seen = new Set<string>();
-    return pixels.filter((_, i) => present[i] === null && !seen.has(ids[i]) && seen.add(ids[i]));
-  }
-
-  /** In order; a later image of the same request with the same pixels wins. */
-  async add(corrections: NewCorrection[], now = new Date()): Promise<AddedCorrection[]> {
+  /**
+   * In order; a later image of the same request with the same pixels wins. `reserve` is told how
+   * many corrections are new, before anything is written, and may refuse them (the quota). Returns
+   * what became of each, and how many corrections are kept now.
+   */
+  async add(
+    corrections: NewCorrection[],
+    opts: { reserve?: (fresh: number) => Promise<void>; now?: Date } = {},
+  ): Promise<{ items: AddedCorrection[]; total: number }> {
+    const now = opts.now ?? new Date();
     const at = now.toISOString();
     const ids = corrections.map((c) => correctionId(c.pixels));
     const stored = ids.length > 0 ? await this.redis.hmget(this.keys.items, ...ids) : [];
     const current = new Map<string, FeedbackItem>();
     stored.forEach((raw, i) => raw !== null && current.set(ids[i], JSON.parse(raw) as FeedbackItem));
+    const fresh = new Set(ids.filter((id) => !current.has(id))).size;
+    if (fresh > 0) await opts.reserve?.(fresh);
     const results: AddedCorrection[] = [];
     const tx = this.redis.multi();
     corrections.forEach((c, i) => {
@@ -88,8 +89,10 @@ export class FeedbackStore {
       tx.hset(this.keys.pixels, id, Buffer.from(c.pixels));
       tx.zadd(this.keys.byTime, now.getTime(), id);
     });
-    await tx.exec();
-    return results;
+    const replies = (await tx.hlen(this.keys.items).exec()) ?? [];
+    const [err, total] = replies.at(-1) ?? [null, 0];
+    if (err) throw err;
+    return { items: results, total: Number(total) };
   }
 
   /** Most recently labelled first. */

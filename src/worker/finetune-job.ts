@@ -67,6 +67,9 @@ export async function runFinetuneJob(
   try {
     freezeLayers(model, params.freeze);
     compileForTraining(model, params);
+    // The gate compares with the base on the very same held-out corrections: scored now, while the
+    // model still is the base (before a checkpoint or training changes it).
+    const baseHeldOut = feedback && validation.length > 0 ? evaluate(model, data, validation).accuracy : undefined;
     const resumeFrom = await checkpoints?.restore(model);
     const history = await train(
       model,
@@ -86,16 +89,6 @@ export async function runFinetuneJob(
     const scored = spreadIndices(mnistTest.count, testLimit);
     const test = evaluate(model, mnistTest, scored);
     const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;
-    // The gate compares with the base on the very same held-out corrections.
-    let baseHeldOut: number | undefined;
-    if (feedback && heldOut) {
-      const base = await loadModel(filesToArtifacts(baseFiles));
-      try {
-        baseHeldOut = evaluate(base, data, validation).accuracy;
-      } finally {
-        base.dispose();
-      }
-    }
     const promotion =
       feedback && heldOut && baseHeldOut !== undefined
         ? promotionGate({ heldOutAccuracy: heldOut.accuracy, baseHeldOutAccuracy: baseHeldOut, testAccuracy: test.accuracy, baseTestAccuracy: baseMeta.metrics.testAccuracy }, feedback.maxMnistDrop)

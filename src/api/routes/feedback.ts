@@ -91,10 +91,9 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const all = await preprocessPngs(decodePool, sent.pngs, maxPixels);
       corrections = sent.labels.map((label, i) => ({ pixels: all.subarray(i * DIGIT_PIXELS, (i + 1) * DIGIT_PIXELS), label, source: 'image' }));
     }
-    const fresh = await feedback.unknown(corrections.map((c) => c.pixels));
-    if (fresh.length > 0) await datasetStore.ensureSpace(fresh.length * CORRECTION_BYTES, `${fresh.length === 1 ? 'this correction' : `these ${fresh.length} corrections`}`);
-    const items = await feedback.add(corrections);
-    const total = await feedback.count();
+    const { items, total } = await feedback.add(corrections, {
+      reserve: (fresh) => datasetStore.ensureSpace(fresh * CORRECTION_BYTES, fresh === 1 ? 'this correction' : `these ${fresh} corrections`),
+    });
     const changed = items.filter((i) => i.status !== 'unchanged').length;
     req.log.info({ corrections: items.length, changed, total }, 'corrections stored');
     if (changed > 0) app.services.onCorrections?.(changed);
