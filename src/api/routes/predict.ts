@@ -85,7 +85,6 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   const { MAX_IMAGES_PER_REQUEST: max, PREDICT_MAX_PIXELS: maxPixels } = app.services.config;
 
-
   app.post('/v1/predict', {
     config: { accepts: PREDICT_ACCEPTS },
     schema: {
