@@ -1,4 +1,4 @@
-import type { ModelMetadata, ServingPolicy } from '../schemas/models.ts';
+import type { Canary, ModelMetadata, ServingPolicy } from '../schemas/models.ts';
 
 export interface ScoredVersion {
   version: number;
@@ -83,9 +83,10 @@ export function chooseServing(versions: readonly ScoredVersion[], policy: Servin
 
 /**
  * Why each version is or is not the served one, as `GET /v1/models` tells it: the choice above,
- * the pin, and what the registry could load.
+ * the pin, the canary, and what the registry could load.
  */
-export function servingReason(choice: ServingChoice, version: number, served: number | null, pinned: number | null): string {
+export function servingReason(choice: ServingChoice, version: number, served: number | null, pinned: number | null, canary: Canary | null = null): string {
+  if (canary?.version === version && version !== served) return `canary: answers ${+(canary.fraction * 100).toFixed(2)} % of predict requests (PUT /v1/models/serving)`;
   if (pinned !== null) return version === pinned ? 'pinned with PUT /v1/models/serving' : `version ${pinned} is pinned`;
   const why = choice.reasons.get(version) ?? 'not yet read';
   const at = choice.candidates.indexOf(version);

@@ -94,4 +94,5 @@ test('the gate overrides the accuracy comparison under best and newest, not a pi
   assert.deepEqual(chooseServing(tuned, 'newest').candidates, [2, 1]);
   assert.deepEqual(chooseServing(tuned, 'manual').candidates, [1, 2, 3]);
   assert.equal(servingReason(best, 3, 3, 3), 'pinned with PUT /v1/models/serving');
+  assert.equal(servingReason(best, 1, 3, 3, { version: 1, fraction: 0.1 }), 'canary: answers 10 % of predict requests (PUT /v1/models/serving)');
 });

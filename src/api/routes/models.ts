@@ -22,10 +22,6 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const pinnedVersion = registry.pinnedVersion ?? null;
     const servedVersion = registry.servedVersion ?? pinnedVersion ?? choice.candidates[0] ?? null;
     const canary = registry.canarySetting ?? null;
-    const reason = (version: number) =>
-      canary?.version === version && version !== servedVersion
-        ? `canary: answers ${+(canary.fraction * 100).toFixed(2)} % of predict requests (PUT /v1/models/serving)`
-        : servingReason(choice, version, servedVersion, pinnedVersion);
     return {
       servedVersion,
       pinnedVersion,
@@ -38,7 +34,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         jobId: m.jobId,
         testAccuracy: m.metrics.testAccuracy,
         served: m.version === servedVersion,
-        servingReason: reason(m.version),
+        servingReason: servingReason(choice, m.version, servedVersion, pinnedVersion, canary),
       })),
     };
   });
