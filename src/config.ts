@@ -14,6 +14,10 @@ export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
 /** A backend that runs: 'tensorflow' is either native package (tfjs-node or tfjs-node-gpu). */
 export type BackendName = Exclude<BackendPreference, 'auto'>;
 
+/** INFERENCE_ENGINE's values: `auto` serves a version on ONNX Runtime when it has a proven model.onnx and the runtime loads. */
+export const INFERENCE_ENGINE_PREFERENCES = ['auto', 'tfjs'] as const;
+export type InferenceEnginePreference = (typeof INFERENCE_ENGINE_PREFERENCES)[number];
+
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port of the API' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'interface the API listens on (0.0.0.0 in containers)' }),
@@ -24,6 +28,10 @@ export const ConfigSchema = Type.Object({
   TF_BACKEND: StringEnum(BACKEND_PREFERENCES, {
     default: 'auto',
     description: 'TensorFlow.js backend: auto = tfjs-node-gpu, then tfjs-node, then wasm, then cpu',
+  }),
+  INFERENCE_ENGINE: StringEnum(INFERENCE_ENGINE_PREFERENCES, {
+    default: 'auto',
+    description: "what runs a served version: auto = ONNX Runtime on its model.onnx (one intra-op thread per inference thread) where the version has one and the native library loads, else TensorFlow.js on TF_BACKEND; tfjs = always TensorFlow.js",
   }),
   LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
   QUEUE_PREFIX: Type.String({ default: 'mnist', description: 'Redis key prefix, so several deployments can share one Redis' }),

@@ -31,8 +31,8 @@ export class ApiMetrics implements BatchObserver {
 
   readonly predictions = new Counter({
     name: 'mnist_predictions_total',
-    help: 'Images classified, by the model version that classified them',
-    labelNames: ['model_version'] as const,
+    help: 'Images classified, by the model version that classified them and the engine that ran it (onnxruntime or tfjs)',
+    labelNames: ['model_version', 'engine'] as const,
     registers: [this.registry],
   });
 
@@ -45,7 +45,8 @@ export class ApiMetrics implements BatchObserver {
 
   readonly modelSeconds = new Histogram({
     name: 'mnist_predict_model_seconds',
-    help: 'Time the model computed per model call, in its inference thread; a request\'s latency beyond this is parsing, queueing and batching. The sum over time is how busy inference is',
+    help: 'Time the model computed per model call, in its inference thread, by engine (onnxruntime or tfjs); a request\'s latency beyond this is parsing, queueing and batching. The sum over time is how busy inference is',
+    labelNames: ['engine'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
     registers: [this.registry],
   });
@@ -59,16 +60,16 @@ export class ApiMetrics implements BatchObserver {
 
   readonly predictSeconds = new Histogram({
     name: 'mnist_predict_request_seconds',
-    help: 'Time each predict request spent from reaching the batcher to its answer (queue + model), by the model version that answered: compare a canary with the served version',
-    labelNames: ['model_version'] as const,
+    help: 'Time each predict request spent from reaching the batcher to its answer (queue + model), by the model version that answered and its engine: compare a canary with the served version',
+    labelNames: ['model_version', 'engine'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
 
   readonly confidence = new Histogram({
     name: 'mnist_prediction_confidence',
-    help: 'Probability of the predicted digit, per image, by model version: a canary that is less sure of itself than the served version shows here before any label does',
-    labelNames: ['model_version'] as const,
+    help: 'Probability of the predicted digit, per image, by model version and engine: a canary that is less sure of itself than the served version shows here before any label does',
+    labelNames: ['model_version', 'engine'] as const,
     buckets: [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999],
     registers: [this.registry],
   });
@@ -99,11 +100,11 @@ export class ApiMetrics implements BatchObserver {
     });
   }
 
-  onBatch({ version, images, queueSeconds, modelSeconds, requestSeconds, confidences }: BatchReport): void {
-    const labels = { model_version: String(version) };
+  onBatch({ version, engine, images, queueSeconds, modelSeconds, requestSeconds, confidences }: BatchReport): void {
+    const labels = { model_version: String(version), engine };
     this.predictions.inc(labels, images);
     this.batchSize.observe(images);
-    this.modelSeconds.observe(modelSeconds);
+    this.modelSeconds.observe({ engine }, modelSeconds);
     for (const seconds of queueSeconds) this.queueSeconds.observe(seconds);
     // The labelled series looked up once per batch, not once per image.
     const latency = this.predictSeconds.labels(labels);

@@ -48,7 +48,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const predictionLog = new PredictionLog(redis, keys.predictions, { windowSeconds: config.FEEDBACK_WINDOW_SECONDS, maxImages: config.FEEDBACK_WINDOW_MAX_IMAGES }, log);
   const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
-  const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log), DecodePool.start({ size: DECODE_THREADS, log })]);
+  const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log, config.INFERENCE_ENGINE), DecodePool.start({ size: DECODE_THREADS, log })]);
   const registry = new ModelRegistry(modelStore, engine, log, {
     cacheSize: config.MODEL_CACHE_SIZE,
     pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents),

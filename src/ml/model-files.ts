@@ -11,6 +11,8 @@ export const WEIGHTS_FILE = 'group1-shard1of1.bin';
 export interface ModelFiles {
   modelJson: io.ModelJSON;
   weights: Uint8Array;
+  /** model.onnx, when the version has a proven ONNX copy (what serving runs on ONNX Runtime). */
+  onnx?: Uint8Array;
 }
 
 export function concatWeightData(data: io.WeightData): Uint8Array {

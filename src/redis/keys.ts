@@ -24,6 +24,8 @@ export function redisKeys(prefix: string) {
     feedbackTrigger: { counter: `${prefix}:feedback:since-tune`, job: `${prefix}:feedback:tune-job` },
     /** Hash: API replica id → `{"version": N, "at": ms}`, the version each replica serves, so retention never deletes it. */
     modelServed: `${prefix}:models:served`,
+    /** `<key>:<version>`: the worker exporting that older version to ONNX at start-up (expires), so workers split the backfill. */
+    onnxBackfill: `${prefix}:models:onnx-backfill`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { EpochStatsSchema } from './jobs.ts';
 import { StringEnum } from './string-enum.ts';
+import { INFERENCE_ENGINES } from './inference-engine.ts';
 
 export const ModelMetricsSchema = Type.Object({
   testAccuracy: Type.Number({ description: 'accuracy on the 10k MNIST test set' }),
@@ -36,6 +37,35 @@ export const PromotionGateSchema = Type.Object(
 );
 export type PromotionGate = Static<typeof PromotionGateSchema>;
 
+/** Why a version has, or has no, `model.onnx`: `unavailable` (no ONNX Runtime where it was written) is tried again by the next worker's backfill. */
+export const ONNX_EXPORT_STATUSES = ['exported', 'unsupported', 'parity-failed', 'unavailable'] as const;
+
+export const OnnxExportSchema = Type.Object(
+  {
+    status: StringEnum(ONNX_EXPORT_STATUSES),
+    file: Type.Union([Type.String(), Type.Null()], { description: '`model.onnx` when written; null when the version is served by TensorFlow.js' }),
+    reason: Type.Optional(Type.String({ description: 'why there is no model.onnx' })),
+    opset: Type.Optional(Type.Integer()),
+    onnxRuntime: Type.Optional(Type.String({ description: 'onnxruntime-node version the parity was checked with' })),
+    parity: Type.Optional(
+      Type.Object(
+        {
+          images: Type.Integer({ description: 'MNIST test images run through both engines' }),
+          maxProbabilityDifference: Type.Number({ description: 'largest difference of one probability between the engines (at most 1e-5 to export)' }),
+          argmaxDisagreements: Type.Integer({ description: 'images given another digit by ONNX Runtime although their top two TF.js probabilities are more than 1e-4 apart (0 to export)' }),
+          ambiguousImages: Type.Integer({ description: 'images whose top two probabilities are within 1e-4, exempt from the digit check' }),
+          tfjsSeconds: Type.Number({ description: 'TensorFlow.js time on those images' }),
+          onnxSeconds: Type.Number({ description: 'ONNX Runtime time on those images' }),
+        },
+        { description: 'the check that model.onnx computes what the TF.js files compute' },
+      ),
+    ),
+    exportedAt: Type.String({ format: 'date-time' }),
+  },
+  { description: 'the ONNX copy serving runs (the TF.js files stay the canonical artefact)' },
+);
+export type OnnxExport = Static<typeof OnnxExportSchema>;
+
 /** What `metadata.json` of a model version holds; shared by the store, the API, the worker and the web page. */
 export const ModelMetadataSchema = Type.Object(
   {
@@ -56,6 +86,7 @@ export const ModelMetadataSchema = Type.Object(
     history: Type.Array(EpochStatsSchema),
     metrics: ModelMetricsSchema,
     promotion: Type.Optional(PromotionGateSchema),
+    onnx: Type.Optional(OnnxExportSchema),
     backend: Type.String({ description: 'TensorFlow.js backend that trained it' }),
     durationMs: Type.Integer({ description: 'training + evaluation wall time' }),
   },
@@ -101,6 +132,10 @@ export const ServingStatusSchema = Type.Object({
   pinnedVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'the pin, shared by every API replica (null: serve the newest version that loads)' }),
   latestVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'newest version in the store' }),
   loadedVersions: Type.Array(Type.Integer(), { description: 'versions this replica holds in memory (the served one plus an LRU of recent ones)' }),
+  loaded: Type.Array(
+    Type.Object({ version: Type.Integer(), engine: StringEnum(INFERENCE_ENGINES) }),
+    { description: 'the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs"' },
+  ),
   canary: Type.Union([CanarySchema, Type.Null()], { description: 'the canary every replica routes a share of predict requests to, if any' }),
 });
 

@@ -1,4 +1,5 @@
 import type { InferenceEngine } from './engine.ts';
+import type { InferenceEngineName } from '../schemas/inference-engine.ts';
 import { toPredictions, type ModelRegistry, type Prediction } from './model-registry.ts';
 import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
 
@@ -15,6 +16,8 @@ export interface BatcherOptions {
 /** One model call, as the batcher saw it. */
 export interface BatchReport {
   version: number;
+  /** What ran it: 'onnxruntime' or 'tfjs'. */
+  engine: InferenceEngineName;
   images: number;
   /**
    * For each request of the batch, the seconds from reaching the batcher to its model call starting
@@ -150,6 +153,7 @@ export class PredictBatcher {
       }
       this.observer?.onBatch({
         version: lease.version,
+        engine: lease.handle.engine,
         images: count,
         queueSeconds: batch.map((w) => (started - w.arrived) / 1000),
         modelSeconds: seconds,

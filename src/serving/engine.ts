@@ -1,9 +1,12 @@
 import type { ModelFiles } from '../ml/model-files.ts';
+import type { InferenceEngineName } from '../schemas/inference-engine.ts';
 
 /** A loaded model inside an engine; opaque to callers. */
 export interface ModelHandle {
   readonly id: number;
   readonly version: number;
+  /** What runs it: ONNX Runtime (the version's model.onnx) or TensorFlow.js (its layers files). */
+  readonly engine: InferenceEngineName;
 }
 
 /**

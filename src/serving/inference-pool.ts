@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { BackendPreference } from '../config.ts';
+import type { BackendPreference, InferenceEnginePreference } from '../config.ts';
 import type { ModelFiles } from '../ml/model-files.ts';
 import { siblingModule, startTsWorker } from '../ts-worker.ts';
 import { ModelLoadError, type InferenceEngine, type ModelCall, type ModelHandle } from './engine.ts';
@@ -9,8 +9,8 @@ import type { FromPool, ToPool } from './inference-messages.ts';
 const WORKER_ENTRY = siblingModule('./inference-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
 
-function spawn(backend: BackendPreference): Worker {
-  return startTsWorker(WORKER_ENTRY, { workerData: { backend } });
+function spawn(backend: BackendPreference, engine: InferenceEnginePreference): Worker {
+  return startTsWorker(WORKER_ENTRY, { workerData: { backend, engine } });
 }
 
 interface Pending {
@@ -72,11 +72,12 @@ export class InferencePool implements InferenceEngine {
   private constructor(
     private readonly size: number,
     private readonly backend: BackendPreference,
+    private readonly engine: InferenceEnginePreference,
     private readonly log: Logger,
   ) {}
 
-  static async start(size: number, backend: BackendPreference, log: Logger): Promise<InferencePool> {
-    const pool = new InferencePool(size, backend, log);
+  static async start(size: number, backend: BackendPreference, log: Logger, engine: InferenceEnginePreference = 'auto'): Promise<InferencePool> {
+    const pool = new InferencePool(size, backend, engine, log);
     pool.threads = Array.from({ length: size }, () => pool.startThread());
     try {
       await Promise.all(pool.threads.map((t) => t.ready));
@@ -92,7 +93,7 @@ export class InferencePool implements InferenceEngine {
   }
 
   private startThread(): PoolThread {
-    return new PoolThread(spawn(this.backend), (thread, err) => {
+    return new PoolThread(spawn(this.backend, this.engine), (thread, err) => {
       if (this.closing) return;
       this.log.error({ err }, 'inference worker died; starting another');
       const replacement = this.startThread();
@@ -111,23 +112,31 @@ export class InferencePool implements InferenceEngine {
     });
   }
 
-  private async loadInto(thread: PoolThread, handle: number, version: number, files: ModelFiles): Promise<void> {
-    // Each thread gets its own copy of the weights (a transfer would leave the others none; and
+  private async loadInto(thread: PoolThread, handle: number, version: number, files: ModelFiles): Promise<Extract<ToPool, { type: 'loaded' }>> {
+    // Each thread gets its own copy of the files (a transfer would leave the others none; and
     // Buffer#slice would share memory, possibly Node's buffer pool).
     const weights = new Uint8Array(files.weights).buffer as ArrayBuffer;
-    await this.call(thread, { type: 'load', id: this.nextId++, handle, version, modelJson: files.modelJson, weights }, [weights]);
+    const onnx = files.onnx && (new Uint8Array(files.onnx).buffer as ArrayBuffer);
+    const msg: FromPool = { type: 'load', id: this.nextId++, handle, version, modelJson: files.modelJson, weights, ...(onnx && { onnx }) };
+    return (await this.call(thread, msg, onnx ? [weights, onnx] : [weights])) as Extract<ToPool, { type: 'loaded' }>;
   }
 
   async load(version: number, files: ModelFiles): Promise<ModelHandle> {
-    const handle = { id: this.nextId++, version };
+    const id = this.nextId++;
+    let replies: Extract<ToPool, { type: 'loaded' }>[];
     try {
-      await Promise.all(this.threads.map((t) => this.loadInto(t, handle.id, version, files)));
+      replies = await Promise.all(this.threads.map((t) => this.loadInto(t, id, version, files)));
     } catch (err) {
-      this.unload(handle);
+      this.unload({ id, version, engine: 'tfjs' });
       throw new ModelLoadError((err as Error).message);
     }
-    this.loaded.set(handle.id, { version, files });
-    return handle;
+    // Every thread runs the same code on the same files: they agree, but a version reports the
+    // slower engine if one thread fell back.
+    const engine = replies.some((r) => r.engine === 'tfjs') ? 'tfjs' : 'onnxruntime';
+    const fallback = replies.find((r) => r.fallback)?.fallback;
+    if (fallback) this.log.warn({ version, reason: fallback }, 'version has a model.onnx but runs on TF.js');
+    this.loaded.set(id, { version, files });
+    return { id, version, engine };
   }
 
   async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall> {

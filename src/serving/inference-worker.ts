@@ -1,42 +1,46 @@
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { BackendPreference } from '../config.ts';
+import type { BackendPreference, InferenceEnginePreference } from '../config.ts';
 import { initBackend } from '../ml/backend.ts';
-import { loadServableModel, timedRunModel } from './inference.ts';
+import { loadServableModel, timedRun, type ServableModel } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
-// One inference thread of the pool: its own TensorFlow.js backend and its own copy of each loaded
-// version, so the API's event loop only parses requests and writes responses.
+// One inference thread of the pool: its own engines and its own copy of each loaded version, so
+// the API's event loop only parses requests and writes responses.
 const port = parentPort!;
 const send = (msg: ToPool, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
-const models = new Map<number, LayersModel>();
+const models = new Map<number, ServableModel>();
+const { backend, engine } = workerData as { backend: BackendPreference; engine: InferenceEnginePreference };
 
-await initBackend((workerData as { backend: BackendPreference }).backend);
+await initBackend(backend);
 
 port.on('message', (msg: FromPool) => {
   switch (msg.type) {
-    case 'load':
-      loadServableModel(msg.version, { modelJson: msg.modelJson, weights: new Uint8Array(msg.weights) }).then(
+    case 'load': {
+      const files = { modelJson: msg.modelJson, weights: new Uint8Array(msg.weights), ...(msg.onnx && { onnx: new Uint8Array(msg.onnx) }) };
+      loadServableModel(msg.version, files, engine).then(
         (model) => {
           models.set(msg.handle, model);
-          send({ type: 'done', id: msg.id });
+          send({ type: 'loaded', id: msg.id, engine: model.engine, ...(model.fallback && { fallback: model.fallback }) });
         },
         (err: Error) => send({ type: 'failed', id: msg.id, message: err.message }),
       );
       break;
+    }
     case 'predict': {
       const model = models.get(msg.handle);
       if (!model) {
         send({ type: 'failed', id: msg.id, message: `model ${msg.handle} is not loaded in this worker` });
         break;
       }
-      try {
-        const { probabilities, seconds } = timedRunModel(model, new Uint8Array(msg.pixels), msg.count);
-        const buffer = probabilities.buffer as ArrayBuffer;
-        send({ type: 'probabilities', id: msg.id, probabilities: buffer, seconds }, [buffer]);
-      } catch (err) {
-        send({ type: 'failed', id: msg.id, message: (err as Error).message });
-      }
+      timedRun(model, new Uint8Array(msg.pixels), msg.count).then(
+        ({ probabilities, seconds }) => {
+          // A view of a larger buffer (ONNX Runtime's output may be) is copied so that only it moves.
+          const out = probabilities.byteOffset === 0 && probabilities.byteLength === probabilities.buffer.byteLength ? probabilities : probabilities.slice();
+          const buffer = out.buffer as ArrayBuffer;
+          send({ type: 'probabilities', id: msg.id, probabilities: buffer, seconds }, [buffer]);
+        },
+        (err: Error) => send({ type: 'failed', id: msg.id, message: err.message }),
+      );
       break;
     }
     case 'unload':

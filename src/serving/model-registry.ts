@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { VersionNotFoundError, type ModelStore } from '../store/model-store.ts';
 import type { InferenceEngine, ModelHandle } from './engine.ts';
+import type { InferenceEngineName } from '../schemas/inference-engine.ts';
 import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
 import { MemoryCanaryStore, type CanaryStore } from '../redis/serving-canary.ts';
 import { routesToCanary } from './canary-routing.ts';
@@ -42,6 +43,8 @@ export interface ServingStatus {
   pinnedVersion: number | null;
   latestVersion: number | null;
   loadedVersions: number[];
+  /** The same versions, each with the engine that runs it here. */
+  loaded: { version: number; engine: InferenceEngineName }[];
   canary: Canary | null;
 }
 
@@ -103,6 +106,8 @@ export class ModelRegistry {
   private canaryLoaded: Loaded | undefined;
   private readonly cache = new Map<number, CacheEntry>();
   private readonly failures = new Map<number, { at: number; message: string }>();
+  /** Versions loaded on TF.js that were loaded again once their model.onnx appeared (once each). */
+  private readonly onnxRetried = new Set<number>();
   private readonly cacheSize: number;
   private readonly pins: PinStore;
   private readonly canaries: CanaryStore;
@@ -166,7 +171,11 @@ export class ModelRegistry {
   }
 
   get loadedVersions(): number[] {
-    return [...this.cache.values()].flatMap((e) => (e.loaded ? [e.loaded.version] : [])).sort((a, b) => b - a);
+    return this.loaded.map((l) => l.version);
+  }
+
+  private get loaded(): { version: number; engine: InferenceEngineName }[] {
+    return [...this.cache.values()].flatMap((e) => (e.loaded ? [{ version: e.loaded.version, engine: e.loaded.handle.engine }] : [])).sort((a, b) => b.version - a.version);
   }
 
   async status(): Promise<ServingStatus> {
@@ -175,6 +184,7 @@ export class ModelRegistry {
       pinnedVersion: this.pinned ?? null,
       latestVersion: (await this.store.latestVersion()) ?? null,
       loadedVersions: this.loadedVersions,
+      loaded: this.loaded,
       canary: this.canary ?? null,
     };
   }
@@ -206,6 +216,40 @@ export class ModelRegistry {
     if (this.closed) return;
     await this.refreshServed();
     await this.refreshCanary();
+    await this.reloadOnOnnx();
+  }
+
+  /**
+   * The served version and the canary, if TF.js runs them because they had no model.onnx when they
+   * were loaded and the workers' backfill has since written one (it announces the version): loaded
+   * again, swapped in, the old copy unloaded after its last call. Tried once per version; whatever
+   * the engine gives (ONNX Runtime, or TF.js again under INFERENCE_ENGINE=tfjs), serving goes on.
+   */
+  private async reloadOnOnnx(): Promise<void> {
+    for (const loaded of [this.served, this.canaryLoaded]) {
+      if (!loaded || loaded.handle.engine !== 'tfjs' || this.onnxRetried.has(loaded.version)) continue;
+      if (!(await this.store.hasOnnx(loaded.version))) continue;
+      this.onnxRetried.add(loaded.version);
+      let handle: ModelHandle;
+      try {
+        handle = await this.engine.load(loaded.version, await this.store.readModelFiles(loaded.version));
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, version: loaded.version }, 'could not load the new model.onnx; serving on TF.js as before');
+        continue;
+      }
+      const entry = this.cache.get(loaded.version);
+      if (this.closed || handle.engine === 'tfjs' || entry?.loaded !== loaded) {
+        this.engine.unload(handle);
+        continue;
+      }
+      const next: Loaded = { version: loaded.version, handle, leases: 0, retired: false };
+      entry.loaded = next;
+      entry.promise = Promise.resolve(next);
+      if (this.served === loaded) this.served = next;
+      if (this.canaryLoaded === loaded) this.canaryLoaded = next;
+      this.retire(loaded);
+      this.log.info({ version: next.version, engine: handle.engine }, 'model version now runs on ONNX Runtime (its model.onnx appeared)');
+    }
   }
 
   private async refreshCanary(): Promise<void> {

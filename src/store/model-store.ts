@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ModelMetadata } from '../schemas/models.ts';
+import type { ModelMetadata, OnnxExport } from '../schemas/models.ts';
 import { MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from '../ml/model-files.ts';
+import { ONNX_FILE } from '../ml/onnx/export-for-serving.ts';
 import { ServiceError } from '../errors.ts';
 
 /** Beside the model's files in each version's directory: how it was made and how well it does. */
@@ -78,7 +79,46 @@ export class ModelStore {
     const weights = await readFile(join(this.versionDir(version), WEIGHTS_FILE)).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new VersionNotFoundError(version) : err;
     });
-    return { modelJson, weights };
+    const onnx = await readFile(join(this.versionDir(version), ONNX_FILE)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined; // served by TF.js
+      throw err;
+    });
+    return { modelJson, weights, ...(onnx && { onnx }) };
+  }
+
+  async hasOnnx(version: number): Promise<boolean> {
+    return stat(join(this.versionDir(version), ONNX_FILE)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * Adds the ONNX copy to a version written before it had one (the backfill): model.onnx first, then
+   * the metadata that records it, each written beside and renamed over, so a reader sees either the
+   * old version or the new file. False if the version was deleted meanwhile.
+   */
+  async addOnnx(version: number, onnx: Uint8Array | undefined, record: OnnxExport): Promise<boolean> {
+    const dir = this.versionDir(version);
+    const replace = async (name: string, data: string | Uint8Array) => {
+      const tmp = join(dir, `${TEMP_PREFIX}${randomUUID()}-${name}`);
+      try {
+        await writeFileSynced(tmp, data);
+        await rename(tmp, join(dir, name));
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    };
+    try {
+      const metadata = await this.readMetadata(version);
+      if (onnx) await replace(ONNX_FILE, onnx);
+      await replace(METADATA_JSON, JSON.stringify({ ...metadata, onnx: record }, null, 2));
+      return true;
+    } catch (err) {
+      if (err instanceof VersionNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   /** A version's `model.json` alone: its topology and weights manifest, without the weights. */
@@ -105,6 +145,7 @@ export class ModelStore {
     try {
       await writeFileSynced(join(tmp, MODEL_JSON), JSON.stringify(files.modelJson));
       await writeFileSynced(join(tmp, WEIGHTS_FILE), files.weights);
+      if (files.onnx) await writeFileSynced(join(tmp, ONNX_FILE), files.onnx);
       let version = ((await this.latestVersion()) ?? 0) + 1;
       for (;;) {
         await writeFileSynced(join(tmp, METADATA_JSON), JSON.stringify({ version, ...metadata }, null, 2));

@@ -16,6 +16,7 @@ import { withCheckpoints, type TrainingOutcome } from './train-job.ts';
 import type { LabelledImages } from '../data/labelled-images.ts';
 import { promotionGate } from '../ml/promotion-gate.ts';
 import { createHash } from 'node:crypto';
+import { exportForServing } from '../ml/onnx/export-for-serving.ts';
 
 /** A fine-tune on corrections: the worker reads them from Redis and hands them over, with the gate's allowance. */
 export interface FeedbackInput {
@@ -87,14 +88,15 @@ export async function runFinetuneJob(
       withCheckpoints(callbacks, model, checkpoints),
     );
     const scored = spreadIndices(mnistTest.count, testLimit);
-    const test = evaluate(model, mnistTest, scored);
+    const { onnx, record, evaluation: test } = await exportForServing(model, mnistTest, scored);
     const heldOut = validation.length > 0 ? evaluate(model, data, validation) : undefined;
     const promotion =
       feedback && heldOut && baseHeldOut !== undefined
         ? promotionGate({ heldOutAccuracy: heldOut.accuracy, baseHeldOutAccuracy: baseHeldOut, testAccuracy: test.accuracy, baseTestAccuracy: baseMeta.metrics.testAccuracy }, feedback.maxMnistDrop)
         : undefined;
     return {
-      files: await serializeModel(model),
+      files: { ...(await serializeModel(model)), ...(onnx && { onnx }) },
+      onnx: record,
       history,
       architecture: baseMeta.architecture,
       metrics: {

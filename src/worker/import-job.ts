@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadMnist, spreadIndices } from '../data/mnist.ts';
-import { evaluate } from '../ml/evaluate.ts';
+import { exportForServing } from '../ml/onnx/export-for-serving.ts';
 import { importLayersModel, type CostBudget } from '../ml/import-model.ts';
 import { serializeModel } from '../ml/serialize.ts';
 import type { ImportParams } from '../schemas/jobs.ts';
@@ -17,9 +17,10 @@ export async function runImportJob(params: ImportParams, files: Map<string, Buff
   try {
     const test = await loadMnist('test');
     const scored = spreadIndices(test.count, testLimit);
-    const result = evaluate(model, test, scored);
+    const { onnx, record, evaluation: result } = await exportForServing(model, test, scored);
     return {
-      files: await serializeModel(model),
+      files: { ...(await serializeModel(model)), ...(onnx && { onnx }) },
+      onnx: record,
       history: [],
       architecture: 'imported',
       metrics: { testAccuracy: result.accuracy, testLoss: result.loss, confusionMatrix: result.confusionMatrix },

@@ -204,6 +204,7 @@ export function createJobProcessor(deps: JobProcessorDeps) {
       dataset: outcome.dataset,
       history: outcome.history,
       metrics: outcome.metrics,
+      onnx: outcome.onnx,
       backend: outcome.backend,
       durationMs: outcome.durationMs,
     });

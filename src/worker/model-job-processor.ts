@@ -66,6 +66,7 @@ export function createModelJobProcessor(deps: ModelJobProcessorDeps) {
         log.info({ accuracy: result.evaluation.accuracy, count: result.evaluation.count }, 'evaluation done');
         return { evaluation: result.evaluation };
       }
+      if (result.kind !== 'version') throw new Error(`a ${params.type} job gave back ${result.kind}, not a version`);
       const { outcome } = result;
       const version = await deps.store.writeVersion(outcome.files, {
         jobId,
@@ -75,6 +76,7 @@ export function createModelJobProcessor(deps: ModelJobProcessorDeps) {
         dataset: outcome.dataset,
         history: outcome.history,
         metrics: outcome.metrics,
+        onnx: outcome.onnx,
         backend: outcome.backend,
         durationMs: outcome.durationMs,
       });

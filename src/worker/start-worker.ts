@@ -18,7 +18,12 @@ import { checkpointsDir, sweepCheckpoints } from './checkpointing.ts';
 import { createWorkerModelPruner } from './model-pruner.ts';
 import { STOP_REASONS, createJobProcessor } from './job-processor.ts';
 import { createModelJobProcessor } from './model-job-processor.ts';
+import { backfillOnnx } from './onnx-backfill.ts';
+import { runInSandbox } from './sandbox/fork.ts';
 import type { BackendName } from '../config.ts';
+
+/** How long a worker holds its claim on exporting one older version to ONNX (and the export's time budget). */
+const ONNX_CLAIM_SECONDS = 600;
 
 /** The job keys are pruned at most this often, as jobs finish. */
 const KEY_PRUNE_INTERVAL_MS = 60_000;
@@ -188,8 +193,32 @@ export async function startWorker(config: Config, log: Logger, backend: BackendN
   void pruner.run();
   log.info({ queues: [TRAINING_QUEUE, MODEL_JOBS_QUEUE], concurrency: config.WORKER_CONCURRENCY }, 'worker ready');
 
+  // Versions from before model.onnx get theirs, one sandboxed export at a time beside the jobs.
+  const backfillStop = new AbortController();
+  const backfill = backfillOnnx({
+    store,
+    log,
+    signal: backfillStop.signal,
+    claim: async (version) => (await client.set(`${keys.onnxBackfill}:${version}`, `${hostname()}:${process.pid}`, 'EX', ONNX_CLAIM_SECONDS, 'NX')) === 'OK',
+    exportVersion: async (version) => {
+      const result = await runInSandbox(
+        { params: { type: 'export-onnx', version }, backend, paths: { modelsDir: store.root, datasetsDir: config.datasetsDir }, testLimit: config.MNIST_TEST_LIMIT },
+        () => undefined,
+        { maxRssBytes: config.JOB_MAX_RSS_MB * 2 ** 20, timeBudget: { seconds: ONNX_CLAIM_SECONDS, endsAt: Date.now() + ONNX_CLAIM_SECONDS * 1000 } },
+      );
+      if (result.kind !== 'onnx') throw new Error(`the export gave back ${result.kind}`);
+      // Every API replica looks again, and moves the version onto ONNX Runtime if it serves it.
+      await publishVersion(client, keys.modelEvents, version).catch(() => undefined);
+      return result;
+    },
+  }).catch((err: Error) => {
+    if (!isRedisConnectionError(err)) log.warn({ err: err.message }, 'ONNX backfill stopped');
+    return [];
+  });
+
   const close = async () => {
-    await Promise.all([worker.close(), modelWorker.close()]);
+    backfillStop.abort();
+    await Promise.all([worker.close(), modelWorker.close(), backfill]);
     await pruner.close();
     await Promise.allSettled([jobs.close(), modelJobs.close()]);
     await Promise.allSettled([subscriber.quit(), client.quit(), connection.quit(), modelConnection.quit()]);

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadMnist, spreadIndices } from '../data/mnist.ts';
 import { createModel } from '../ml/architectures.ts';
-import { evaluate } from '../ml/evaluate.ts';
 import type { Checkpointer } from '../ml/checkpoint.ts';
 import { train, type TrainCallbacks } from '../ml/train.ts';
 import type { TrainJobData } from '../queue/job-data.ts';
@@ -11,6 +10,7 @@ import type { ModelMetadata, ModelMetrics } from '../schemas/models.ts';
 import { serializeModel } from '../ml/serialize.ts';
 import { DIGIT_PIXELS } from '../schemas/digit.ts';
 import type { ModelFiles } from '../ml/model-files.ts';
+import { exportForServing } from '../ml/onnx/export-for-serving.ts';
 
 export interface TrainingOutcome {
   files: ModelFiles;
@@ -21,6 +21,8 @@ export interface TrainingOutcome {
   lineage?: ModelMetadata['lineage'];
   /** A fine-tune on corrections: its promotion gate's decision. */
   promotion?: ModelMetadata['promotion'];
+  /** Its ONNX copy for serving, or why it has none. */
+  onnx: NonNullable<ModelMetadata['onnx']>;
   backend: string;
   durationMs: number;
   /** What the job learned about its input, kept with its params in the version's metadata (an import's adaptations and cost). */
@@ -49,9 +51,10 @@ export async function runTrainJob(params: TrainJobData, callbacks: TrainCallback
       withCheckpoints(callbacks, model, checkpoints),
     );
     const scored = spreadIndices(testSet.count, testLimit);
-    const test = evaluate(model, testSet, scored);
+    const { onnx, record, evaluation: test } = await exportForServing(model, testSet, scored);
     return {
-      files: await serializeModel(model),
+      files: { ...(await serializeModel(model)), ...(onnx && { onnx }) },
+      onnx: record,
       history,
       architecture: params.architecture,
       metrics: { testAccuracy: test.accuracy, testLoss: test.loss, confusionMatrix: test.confusionMatrix },

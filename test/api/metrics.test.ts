@@ -5,7 +5,7 @@ import { trainingWorker } from '../../src/queue/queues.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { REDIS_URL, waitFor } from '../helpers/env.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
-import { writeUntrainedVersion } from '../helpers/serving.ts';
+import { untrainedModelFiles, writeModelFiles, writeUntrainedVersion } from '../helpers/serving.ts';
 
 let api: TestApi;
 before(async () => {
@@ -31,6 +31,9 @@ function value(text: string, name: string, labels: Record<string, string> = {}):
   }
   return undefined;
 }
+/** The sum of every sample of `name` whatever its labels (a labelled histogram's count over all its series). */
+const total = (text: string, name: string) =>
+  text.split('\n').filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `)).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
 
 test('requests are counted and timed by route pattern and status', async () => {
   const digits = await mnistTestPngs(3);
@@ -48,18 +51,20 @@ test('requests are counted and timed by route pattern and status', async () => {
   assert.doesNotMatch(text, /12345/);
 });
 
-test('predictions are counted by model version, and model calls by batch size and compute time', async () => {
+test('predictions are counted by model version and engine, and model calls by batch size and compute time', async () => {
   const [d] = await mnistTestPngs(1);
-  await writeUntrainedVersion(api.app.services.modelStore, 2);
+  // Version 2 as written before ONNX: no model.onnx, so TF.js runs it.
+  await writeModelFiles(api.app.services.modelStore, await untrainedModelFiles(2, { onnx: false }), 2);
   await api.app.inject({ method: 'POST', url: '/v1/predict?version=2', payload: { images: [d.png.toString('base64'), d.png.toString('base64')] } });
   const text = await scrape();
-  assert.equal(value(text, 'mnist_predictions_total', { model_version: '1' }), 3);
-  assert.equal(value(text, 'mnist_predictions_total', { model_version: '2' }), 2);
-  const calls = value(text, 'mnist_predict_batch_size_count')!;
+  assert.equal(value(text, 'mnist_predictions_total', { model_version: '1', engine: 'onnxruntime' }), 3);
+  assert.equal(value(text, 'mnist_predictions_total', { model_version: '2', engine: 'tfjs' }), 2);
+  assert.equal(value(text, 'mnist_predict_model_seconds_count', { engine: 'tfjs' }), 1, 'the one call on version 2');
+  const calls = total(text, 'mnist_predict_batch_size_count');
   assert.ok(calls >= 2 && calls <= 4, `${calls} model calls for 5 images in 4 requests`);
   assert.equal(value(text, 'mnist_predict_batch_size_sum'), 5);
-  assert.equal(value(text, 'mnist_predict_model_seconds_count'), calls, 'every model call is timed');
-  const seconds = value(text, 'mnist_predict_model_seconds_sum')!;
+  assert.equal(total(text, 'mnist_predict_model_seconds_count'), calls, 'every model call is timed');
+  const seconds = total(text, 'mnist_predict_model_seconds_sum');
   const wall = value(text, 'http_request_duration_seconds_sum', { route: '/v1/predict', status_code: '200' })!;
   assert.ok(seconds > 0 && seconds < wall, `the model computed ${seconds} s, within the ${wall} s the predict requests took`);
   assert.equal(value(text, 'mnist_predict_queue_seconds_count'), 4, 'every request that reached the batcher reports its wait (the 415 did not)');

@@ -32,9 +32,12 @@ const predictVersion = async (api: { app: RunningApi['app'] }, query = '', heade
 test('GET /v1/models/serving says what is served, pinned, newest and loaded', async () => {
   const res = await a.app.inject({ url: '/v1/models/serving' });
   assert.equal(res.statusCode, 200);
-  const { loadedVersions, ...rest } = res.json();
+  const { loadedVersions, loaded, ...rest } = res.json();
   assert.deepEqual(rest, { servedVersion: 2, pinnedVersion: null, latestVersion: 2, canary: null });
   assert.ok(loadedVersions.includes(2), `loaded: ${loadedVersions}`); // version 1 may still be in the LRU
+  // Versions written with their model.onnx, as workers write them, run on ONNX Runtime.
+  assert.deepEqual(loaded.find((l: { version: number }) => l.version === 2), { version: 2, engine: 'onnxruntime' });
+  assert.deepEqual(loaded.map((l: { version: number }) => l.version), loadedVersions);
 });
 
 test('PUT /v1/models/serving pins a version on every replica, new versions included', async () => {
@@ -148,7 +151,7 @@ test('a canary answers its share of requests on every replica, a client by its X
 
   const metrics = (await a.app.inject({ url: '/metrics' })).body;
   for (const name of ['mnist_predictions_total', 'mnist_predict_request_seconds_count', 'mnist_prediction_confidence_count']) {
-    for (const v of [3, served6]) assert.match(metrics, new RegExp(`^${name}\\{model_version="${v}"\\} [1-9]`, 'm'), `${name} for ${v}`);
+    for (const v of [3, served6]) assert.match(metrics, new RegExp(`^${name}\\{model_version="${v}",engine="onnxruntime"\\} [1-9]`, 'm'), `${name} for ${v}`);
   }
   const list = (await a.app.inject({ url: '/v1/models' })).json();
   assert.deepEqual(list.canary, { version: 3, fraction: 0.3 });

@@ -14,7 +14,7 @@ import { untrainedModelFiles, writeModelFiles } from '../helpers/serving.ts';
 /*
  * A new version must take over under load with no failed request and no request answered half by
  * one version and half by another: every response's probabilities must be exactly those of the
- * version it names.
+ * version it names. Two inference threads, each with its own ONNX Runtime session per version.
  */
 let api: TestApi;
 let store: ModelStore;
@@ -24,7 +24,7 @@ const expected = new Map<number, Float32Array>(); // version → probabilities o
 const write = (i: number) => writeModelFiles(store, models[i], i + 1);
 
 before(async () => {
-  api = await startTestApi({ MAX_IMAGES_PER_REQUEST: '8' });
+  api = await startTestApi({ MAX_IMAGES_PER_REQUEST: '8', PREDICT_WORKERS: '2' });
   store = api.app.services.modelStore;
   // Three different models (seeded random weights: what is served matters here, not how well), made
   // up front so that writing one under load is just the write.
@@ -99,6 +99,8 @@ test('a version announced under load takes over within 1 s with no failed or mix
   assert.deepEqual(answers.filter((a) => a.status !== 200), [], 'no request failed');
   assert.ok(answers.some((a) => a.version === 1) && answers.some((a) => a.version === 2), 'both versions answered');
   assert.ok(switchMs < 1000, `served ${switchMs.toFixed(0)} ms after it was written`);
+  const serving = (await api.app.inject({ url: '/v1/models/serving' })).json();
+  assert.deepEqual(serving.loaded.find((l: { version: number }) => l.version === 2), { version: 2, engine: 'onnxruntime' });
   // Ordered by what a client sees: a request sent after an answer from version 2 has arrived never
   // gets version 1. (Not by when requests started: one of eight images, decoded on a thread, can
   // start before a one-image request and still reach the model after the switch.)

@@ -26,7 +26,7 @@ export class FakeEngine implements InferenceEngine {
     this.loads.push(version);
     if (this.loadDelayMs) await sleep(this.loadDelayMs);
     if ((files.modelJson.modelTopology as { broken?: boolean }).broken) throw new ModelLoadError(`version ${version} is broken`);
-    const handle = { id: this.nextId++, version };
+    const handle = { id: this.nextId++, version, engine: 'tfjs' as const };
     this.live.set(handle.id, version);
     return handle;
   }

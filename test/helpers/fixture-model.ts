@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { initBackend } from '../../src/ml/backend.ts';
 import { MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from '../../src/ml/model-files.ts';
 import type { ModelMetadata } from '../../src/schemas/models.ts';
+import { ONNX_FILE } from '../../src/ml/onnx/export-for-serving.ts';
 import type { ModelStore } from '../../src/store/model-store.ts';
 import { runTrainJob } from '../../src/worker/train-job.ts';
 import { trainJob } from './job-data.ts';
@@ -37,6 +38,7 @@ export async function buildFixture(dir: string): Promise<void> {
     dataset: outcome.dataset,
     history: outcome.history,
     metrics: outcome.metrics,
+    onnx: outcome.onnx,
     backend: outcome.backend,
     durationMs: outcome.durationMs,
   };
@@ -44,6 +46,8 @@ export async function buildFixture(dir: string): Promise<void> {
   await mkdir(tmp, { recursive: true });
   await writeFile(join(tmp, MODEL_JSON), JSON.stringify(outcome.files.modelJson));
   await writeFile(join(tmp, WEIGHTS_FILE), outcome.files.weights);
+  if (!outcome.files.onnx) throw new Error(`the fixture has no model.onnx: ${outcome.onnx.reason}`);
+  await writeFile(join(tmp, ONNX_FILE), outcome.files.onnx);
   await writeFile(join(tmp, METADATA), JSON.stringify(metadata));
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
@@ -66,8 +70,13 @@ async function fixtureDir(): Promise<string> {
 /** The fixture model's files and metadata. */
 export async function fixtureModel(): Promise<Fixture> {
   const dir = await fixtureDir();
-  const [modelJson, weights, metadata] = await Promise.all([readFile(join(dir, MODEL_JSON), 'utf8'), readFile(join(dir, WEIGHTS_FILE)), readFile(join(dir, METADATA), 'utf8')]);
-  return { files: { modelJson: JSON.parse(modelJson), weights: new Uint8Array(weights) }, metadata: JSON.parse(metadata) };
+  const [modelJson, weights, onnx, metadata] = await Promise.all([
+    readFile(join(dir, MODEL_JSON), 'utf8'),
+    readFile(join(dir, WEIGHTS_FILE)),
+    readFile(join(dir, ONNX_FILE)),
+    readFile(join(dir, METADATA), 'utf8'),
+  ]);
+  return { files: { modelJson: JSON.parse(modelJson), weights: new Uint8Array(weights), onnx: new Uint8Array(onnx) }, metadata: JSON.parse(metadata) };
 }
 
 /** Writes the fixture model into `store` as its next version, as a finished train job would. */

@@ -5,6 +5,7 @@ import { CheckpointStore } from '../../store/checkpoint-store.ts';
 import { jobCheckpointer } from '../checkpointing.ts';
 import { ImportStaging } from '../../store/import-staging.ts';
 import { runEvaluateJob } from '../evaluate-job.ts';
+import { exportVersionToOnnx } from '../onnx-export-job.ts';
 import { runFinetuneJob } from '../finetune-job.ts';
 import { runImportJob } from '../import-job.ts';
 import { runTrainJob } from '../train-job.ts';
@@ -32,6 +33,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefine
 async function run({ params, backend, paths, checkpoint, upload, feedback, testLimit }: Extract<ToSandbox, { type: 'start' }>): Promise<void> {
   try {
     await initBackend(backend);
+    if (params.type === 'export-onnx') {
+      await send({ type: 'exported', ...(await exportVersionToOnnx(params.version, paths, testLimit)) });
+      process.exit(0);
+    }
     if (params.type === 'evaluate') {
       await send({ type: 'evaluated', evaluation: await runEvaluateJob(params, paths) });
       process.exit(0);

@@ -86,6 +86,7 @@ export function runInSandbox(
     child.on('message', (msg: FromSandbox) => {
       if (msg.type === 'done') settle(() => resolve({ kind: 'version', outcome: msg.outcome }));
       else if (msg.type === 'evaluated') settle(() => resolve({ kind: 'evaluation', evaluation: msg.evaluation }));
+      else if (msg.type === 'exported') settle(() => resolve({ kind: 'onnx', onnx: msg.onnx, record: msg.record }));
       else if (msg.type === 'cancelled') settle(() => reject(new TrainingCancelledError()));
       else if (msg.type === 'paused') settle(() => reject(new TrainingPausedError(msg.position)));
       else if (msg.type === 'error') {

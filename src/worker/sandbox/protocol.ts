@@ -4,14 +4,21 @@ import type { TrainPosition } from '../../ml/train.ts';
 import type { JobData, ModelJobData } from '../../queue/job-data.ts';
 import type { Evaluation } from '../../schemas/evaluation.ts';
 import type { BatchProgress, EpochStats } from '../../schemas/jobs.ts';
+import type { OnnxExport } from '../../schemas/models.ts';
 import type { StorePaths } from '../finetune-job.ts';
 import type { TrainingOutcome } from '../train-job.ts';
+
+/** Not a queued job: the ONNX copy of a version written before versions had one (the workers' start-up backfill). */
+export interface ExportOnnxParams {
+  type: 'export-onnx';
+  version: number;
+}
 
 /** The protocol between a job processor and the sandboxed child process running its job (over Node's IPC channel). */
 export type ToSandbox =
   | {
       type: 'start';
-      params: JobData | ModelJobData;
+      params: JobData | ModelJobData | ExportOnnxParams;
       backend: BackendName;
       paths: StorePaths;
       /** Checkpoint every epoch into `dir`, under the job's id, and resume from the one there (training). */
@@ -38,10 +45,14 @@ export type FromSandbox =
   /** A version's files are ready (train, fine-tune, import). */
   | { type: 'done'; outcome: TrainingOutcome }
   | { type: 'evaluated'; evaluation: Evaluation }
+  | { type: 'exported'; onnx?: Uint8Array; record: OnnxExport }
   | { type: 'cancelled' }
   /** Stopped after saving a checkpoint, as asked by 'pause'. */
   | { type: 'paused'; position: TrainPosition }
   | { type: 'error'; message: string; stack?: string };
 
 /** What a sandboxed job gives back: the files of a new version, or an evaluation. */
-export type SandboxResult = { kind: 'version'; outcome: TrainingOutcome } | { kind: 'evaluation'; evaluation: Evaluation };
+export type SandboxResult =
+  | { kind: 'version'; outcome: TrainingOutcome }
+  | { kind: 'evaluation'; evaluation: Evaluation }
+  | { kind: 'onnx'; onnx?: Uint8Array; record: OnnxExport };
