@@ -77,7 +77,9 @@ export function createStn(seed?: number): tfl.LayersModel {
   const model = tfl.model({ name: 'stn', inputs: input, outputs: x });
   // The identity bias is set after building: constant initializers take one value for every element.
   const affine = model.getLayer('loc_affine');
-  affine.setWeights([affine.getWeights()[0], tf.tensor1d(IDENTITY_AFFINE)]);
+  const identity = tf.tensor1d(IDENTITY_AFFINE);
+  affine.setWeights([affine.getWeights()[0], identity]);
+  identity.dispose(); // setWeights copies it
   return model;
 }
 

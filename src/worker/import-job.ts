@@ -3,6 +3,8 @@ import { loadMnist, spreadIndices } from '../data/mnist.ts';
 import { exportForServing } from '../ml/onnx/export-for-serving.ts';
 import { importLayersModel, type CostBudget } from '../ml/import-model.ts';
 import { serializeModel } from '../ml/serialize.ts';
+import { loadModel } from '../ml/load-model.ts';
+import { filesToArtifacts } from '../ml/model-files.ts';
 import type { ImportParams } from '../schemas/jobs.ts';
 import type { TrainingOutcome } from './train-job.ts';
 
@@ -17,9 +19,13 @@ export async function runImportJob(params: ImportParams, files: Map<string, Buff
   try {
     const test = await loadMnist('test');
     const scored = spreadIndices(test.count, testLimit);
-    const { onnx, record, evaluation: result } = await exportForServing(model, test, scored);
+    const files = await serializeModel(model);
+    // Exported from the version as it will be stored and served, read back: an adapted import wraps
+    // or re-applies the uploaded layers, which the exporter would refuse as shared or nested.
+    const stored = await loadModel(filesToArtifacts(files));
+    const { onnx, record, evaluation: result } = await exportForServing(stored, test, scored).finally(() => stored.dispose());
     return {
-      files: { ...(await serializeModel(model)), ...(onnx && { onnx }) },
+      files: { ...files, ...(onnx && { onnx }) },
       onnx: record,
       history: [],
       architecture: 'imported',
