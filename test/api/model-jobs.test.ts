@@ -75,6 +75,9 @@ test('an import answers 202 with a job; the job adapts a [784]-input model with 
   assert.equal(meta.dataset.testCount, api.config.MNIST_TEST_LIMIT);
   assert.equal(meta.metrics.confusionMatrix.flat().reduce((a: number, b: number) => a + b, 0), meta.dataset.testCount);
   assert.equal(done.metrics.testAccuracy, meta.metrics.testAccuracy);
+  // The adapted model (flatten in front, softmax after) is exported as stored, and served on ONNX Runtime.
+  assert.equal(meta.onnx.status, 'exported', meta.onnx.reason);
+  assert.equal(meta.onnx.parity.images, meta.dataset.testCount);
   assert.deepEqual(await readdir(importStagingDir(api.config)), [], 'the staged upload is gone once the job has ended');
 
   const stored = (await inject({ url: `/v1/models/${done.modelVersion}/model.json` })).json();
@@ -170,6 +173,8 @@ test('an evaluation is a job whose result has accuracy, per-digit accuracy and t
   assert.ok(Math.abs(ev.accuracy - meta.metrics.testAccuracy) < 1e-9);
   assert.deepEqual(ev.confusionMatrix, meta.metrics.confusionMatrix);
   assert.equal(ev.perClassAccuracy.length, 10);
+  assert.equal(ev.engine, 'onnxruntime', 'the version has a model.onnx: the evaluation runs it');
+  assert.ok(ev.seconds > 0 && ev.seconds < 60, `${ev.seconds} s`);
 
   const test = await loadMnist('test');
   const dataset = await api.app.services.datasetStore.create({ images: test.images.subarray(0, 40 * 784), labels: test.labels.subarray(0, 40), count: 40 }, { name: 'forty', format: 'idx' });

@@ -70,6 +70,10 @@ test('every architecture trains, serves and loads again from its saved files; th
     const meta = (await json(`/v1/models/${job.modelVersion}`)).body;
     assert.equal(meta.architecture, architecture);
     assert.ok(meta.metrics.testAccuracy > 0.3, `${architecture} learned something: ${meta.metrics.testAccuracy}`);
+    // Every architecture's layers have an ONNX translation, proven on the images it was scored on.
+    assert.equal(meta.onnx.status, 'exported', `${architecture}: ${meta.onnx.reason}`);
+    assert.equal(meta.onnx.parity.images, meta.dataset.testCount);
+    assert.ok(meta.onnx.parity.maxProbabilityDifference <= 1e-5 && meta.onnx.parity.argmaxDisagreements === 0, `${architecture}: ${JSON.stringify(meta.onnx.parity)}`);
 
     // Served by the API's inference thread (which must know the stn's custom layer).
     const predicted = await json(`/v1/predict?version=${job.modelVersion}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(probe.png) });
@@ -77,6 +81,9 @@ test('every architecture trains, serves and loads again from its saved files; th
     assert.equal(predicted.body.modelVersion, job.modelVersion);
 
     // The files on disk load in this process and give the probabilities the API gave for the same pixels.
+    // The API ran model.onnx on ONNX Runtime; TF.js on the layers files must agree with it.
+    const engines = (await json('/v1/models/serving')).body.loaded as { version: number; engine: string }[];
+    assert.deepEqual(engines.find((l) => l.version === job.modelVersion), { version: job.modelVersion, engine: 'onnxruntime' }, architecture);
     const model = await loadModel(filesToArtifacts(await store.readModelFiles(job.modelVersion)));
     const topology = JSON.parse(await readFile(join(modelsDir, String(job.modelVersion), 'model.json'), 'utf8')).modelTopology;
     assert.equal(topology.config.name, architecture);
