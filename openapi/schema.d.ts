@@ -884,6 +884,12 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs" */
+                            loaded: {
+                                version: number;
+                                /** @enum {string} */
+                                engine: "onnxruntime" | "tfjs";
+                            }[];
                             /** @description the canary every replica routes a share of predict requests to, if any */
                             canary: {
                                 /** @description the version on trial */
@@ -958,6 +964,12 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs" */
+                            loaded: {
+                                version: number;
+                                /** @enum {string} */
+                                engine: "onnxruntime" | "tfjs";
+                            }[];
                             /** @description the canary every replica routes a share of predict requests to, if any */
                             canary: {
                                 /** @description the version on trial */
@@ -1044,6 +1056,12 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs" */
+                            loaded: {
+                                version: number;
+                                /** @enum {string} */
+                                engine: "onnxruntime" | "tfjs";
+                            }[];
                             /** @description the canary every replica routes a share of predict requests to, if any */
                             canary: {
                                 /** @description the version on trial */
@@ -1116,6 +1134,12 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs" */
+                            loaded: {
+                                version: number;
+                                /** @enum {string} */
+                                engine: "onnxruntime" | "tfjs";
+                            }[];
                             /** @description the canary every replica routes a share of predict requests to, if any */
                             canary: {
                                 /** @description the version on trial */
@@ -1208,6 +1232,12 @@ export interface paths {
                             latestVersion: number | null;
                             /** @description versions this replica holds in memory (the served one plus an LRU of recent ones) */
                             loadedVersions: number[];
+                            /** @description the same versions, each with the engine that runs it on this replica: "onnxruntime" (its model.onnx) or "tfjs" */
+                            loaded: {
+                                version: number;
+                                /** @enum {string} */
+                                engine: "onnxruntime" | "tfjs";
+                            }[];
                             /** @description the canary every replica routes a share of predict requests to, if any */
                             canary: {
                                 /** @description the version on trial */
@@ -2447,6 +2477,13 @@ export interface components {
                 perClassAccuracy: (number | null)[];
                 /** @description confusionMatrix[actual][predicted] */
                 confusionMatrix: number[][];
+                /**
+                 * @description what ran the model: ONNX Runtime on the version's model.onnx when it has one, else TensorFlow.js
+                 * @enum {string}
+                 */
+                engine?: "onnxruntime" | "tfjs";
+                /** @description time the model took over the whole dataset */
+                seconds?: number;
             };
             error?: string;
             cancelRequested?: boolean;
@@ -2517,6 +2554,35 @@ export interface components {
                 baseTestAccuracy: number;
                 /** @description PROMOTION_MAX_MNIST_DROP as the worker read it */
                 maxMnistDrop: number;
+            };
+            /** @description the ONNX copy serving runs (the TF.js files stay the canonical artefact) */
+            onnx?: {
+                /** @enum {string} */
+                status: "exported" | "unsupported" | "parity-failed" | "unavailable";
+                /** @description `model.onnx` when written; null when the version is served by TensorFlow.js */
+                file: string | null;
+                /** @description why there is no model.onnx */
+                reason?: string;
+                opset?: number;
+                /** @description onnxruntime-node version the parity was checked with */
+                onnxRuntime?: string;
+                /** @description the check that model.onnx computes what the TF.js files compute */
+                parity?: {
+                    /** @description MNIST test images run through both engines */
+                    images: number;
+                    /** @description largest difference of one probability between the engines (at most 1e-5 to export) */
+                    maxProbabilityDifference: number;
+                    /** @description images given another digit by ONNX Runtime although their top two TF.js probabilities are more than 1e-4 apart (0 to export) */
+                    argmaxDisagreements: number;
+                    /** @description images whose top two probabilities are within 1e-4, exempt from the digit check */
+                    ambiguousImages: number;
+                    /** @description TensorFlow.js time on those images */
+                    tfjsSeconds: number;
+                    /** @description ONNX Runtime time on those images */
+                    onnxSeconds: number;
+                };
+                /** Format: date-time */
+                exportedAt: string;
             };
             /** @description TensorFlow.js backend that trained it */
             backend: string;
