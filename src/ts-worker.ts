@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
@@ -19,4 +20,18 @@ export function startTsWorker(entry: URL, options: WorkerOptions = {}): Worker {
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(boot, { ...options, eval: true });
+}
+
+/**
+ * Names the calling thread (Linux keeps 15 characters in /proc/thread-self/comm), so `top -H` and
+ * /proc/<pid>/task/<tid>/comm tell the API's inference and decode threads from V8's and libuv's,
+ * which are all "node" on Node 20; bench:predict reads each one's CPU time by that name. A no-op
+ * where there is no /proc.
+ */
+export function nameThisThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // not Linux: the thread keeps its name
+  }
 }

@@ -7,6 +7,8 @@ import type { io } from '@tensorflow/tfjs-core';
  */
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_FILE = 'group1-shard1of1.bin';
+/** Beside them, the proven ONNX copy serving runs (see onnx/export-for-serving.ts). */
+export const ONNX_FILE = 'model.onnx';
 
 export interface ModelFiles {
   modelJson: io.ModelJSON;

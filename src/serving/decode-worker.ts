@@ -9,10 +9,12 @@ import { ServiceError } from '../errors.ts';
 import { pngsToMnistPixels } from '../image/preprocess.ts';
 import { encodeDataset, type EncodedDataset } from '../store/dataset-store.ts';
 import { transferable, unpackPngs, type DecodeReply, type DecodeTask } from './decode-messages.ts';
+import { nameThisThread } from '../ts-worker.ts';
 
 // One decode thread of the pool: PNG decoding and MNIST preprocessing, whole dataset uploads
 // (read, preprocessed, encoded, hashed), so that none of it holds the API's event loop.
 const port = parentPort!;
+nameThisThread('mnist-decode');
 
 // Decoding is background work beside the event loop: when the cores are busy, the threads that
 // answer requests should get them first. Linux gives each thread its own nice value (its id is in

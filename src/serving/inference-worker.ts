@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BackendPreference, InferenceEnginePreference } from '../config.ts';
 import { initBackend } from '../ml/backend.ts';
+import { nameThisThread } from '../ts-worker.ts';
 import { loadServableModel, timedRun, type ServableModel } from './inference.ts';
 import type { FromPool, ToPool } from './inference-messages.ts';
 
@@ -10,6 +11,7 @@ const port = parentPort!;
 const send = (msg: ToPool, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 const models = new Map<number, ServableModel>();
 const { backend, engine } = workerData as { backend: BackendPreference; engine: InferenceEnginePreference };
+nameThisThread('mnist-inference');
 
 await initBackend(backend);
 

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelMetadata, OnnxExport } from '../schemas/models.ts';
-import { MODEL_JSON, WEIGHTS_FILE, type ModelFiles } from '../ml/model-files.ts';
-import { ONNX_FILE } from '../ml/onnx/export-for-serving.ts';
+import { MODEL_JSON, ONNX_FILE, WEIGHTS_FILE, type ModelFiles } from '../ml/model-files.ts';
 import { ServiceError } from '../errors.ts';
 
 /** Beside the model's files in each version's directory: how it was made and how well it does. */

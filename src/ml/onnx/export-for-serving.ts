@@ -6,10 +6,9 @@ import { predictProbabilities, scoreProbabilities, type Evaluation } from '../ev
 import { exportOnnx, OnnxUnsupportedError } from './export-onnx.ts';
 import { OPSET } from './onnx-graph.ts';
 import { compareProbabilities } from './onnx-parity.ts';
+import { ONNX_FILE } from '../model-files.ts';
 import { OnnxModel, onnxRuntime, OnnxRuntimeUnavailableError } from './onnx-session.ts';
 
-/** The file serving runs beside the TF.js files of a version. */
-export const ONNX_FILE = 'model.onnx';
 
 export interface ServingExport {
   /** The bytes of model.onnx, only when its parity held. */
