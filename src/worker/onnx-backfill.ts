@@ -8,6 +8,8 @@ export interface OnnxBackfillDeps {
   exportVersion: (version: number) => Promise<{ onnx?: Uint8Array; record: OnnxExport }>;
   /** Claims a version for this worker (a Redis SET NX with expiry), so workers starting together split the work. */
   claim: (version: number) => Promise<boolean>;
+  /** Tells every API replica to look again once a version's model.onnx is in place. */
+  announce?: (version: number) => Promise<void>;
   log: Logger;
   /** Stop between versions (the worker is shutting down). */
   signal?: AbortSignal;
@@ -25,7 +27,7 @@ export function needsOnnx(hasFile: boolean, record: OnnxExport | undefined): boo
  * a version exports in seconds, and until then it is served by TF.js as before. Returns the versions
  * it wrote a record for.
  */
-export async function backfillOnnx({ store, exportVersion, claim, log, signal }: OnnxBackfillDeps): Promise<number[]> {
+export async function backfillOnnx({ store, exportVersion, claim, announce, log, signal }: OnnxBackfillDeps): Promise<number[]> {
   const done: number[] = [];
   for (const version of await store.listVersions()) {
     if (signal?.aborted) break;
@@ -37,6 +39,7 @@ export async function backfillOnnx({ store, exportVersion, claim, log, signal }:
       if (await store.addOnnx(version, result.onnx, result.record)) {
         done.push(version);
         log.info({ version, status: result.record.status, reason: result.record.reason, parity: result.record.parity }, 'ONNX copy of an older version');
+        if (result.onnx) await announce?.(version).catch((err: Error) => log.warn({ err: err.message, version }, 'could not announce the ONNX copy; replicas find it when they next load the version'));
       }
     } catch (err) {
       log.warn({ err: (err as Error).message, version }, 'could not export an older version to ONNX; it stays on TF.js');

@@ -207,10 +207,10 @@ export async function startWorker(config: Config, log: Logger, backend: BackendN
         { maxRssBytes: config.JOB_MAX_RSS_MB * 2 ** 20, timeBudget: { seconds: ONNX_CLAIM_SECONDS, endsAt: Date.now() + ONNX_CLAIM_SECONDS * 1000 } },
       );
       if (result.kind !== 'onnx') throw new Error(`the export gave back ${result.kind}`);
-      // Every API replica looks again, and moves the version onto ONNX Runtime if it serves it.
-      await publishVersion(client, keys.modelEvents, version).catch(() => undefined);
       return result;
     },
+    // Every API replica looks again, and moves the version onto ONNX Runtime if it serves it.
+    announce: (version) => publishVersion(client, keys.modelEvents, version),
   }).catch((err: Error) => {
     if (!isRedisConnectionError(err)) log.warn({ err: err.message }, 'ONNX backfill stopped');
     return [];

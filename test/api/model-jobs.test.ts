@@ -16,6 +16,7 @@ import { finetuneJob } from '../helpers/job-data.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
 import { multipart, type Part } from '../helpers/multipart.ts';
 import { waitFor } from '../helpers/env.ts';
+import { untrainedModelFiles, writeModelFiles } from '../helpers/serving.ts';
 
 // Import and evaluate are jobs: the API checks the request and queues it; a worker (here in this
 // process, running each job in its sandboxed child like in production) does the work.
@@ -182,4 +183,28 @@ test('an evaluation is a job whose result has accuracy, per-digit accuracy and t
   assert.equal(onDataset.evaluation.count, 40);
   assert.equal((await inject({ method: 'POST', url: '/v1/models/99/evaluate', payload: { dataset: 'mnist' } })).statusCode, 404);
   assert.equal((await inject({ method: 'POST', url: `/v1/models/${fixture}/evaluate`, payload: { dataset: 'ds_ffffffffffff' } })).statusCode, 400);
+});
+
+test('a worker starting beside versions from before model.onnx exports them in its sandbox, and the API moves the served one onto ONNX Runtime', async () => {
+  const { modelStore, registry } = api.app.services;
+  const old = await writeModelFiles(modelStore, await untrainedModelFiles(11, { onnx: false }), 11);
+  await inject({ method: 'PUT', url: '/v1/models/serving', payload: { version: old } });
+  const engineOf = async () => ((await inject({ url: '/v1/models/serving' })).json().loaded as { version: number; engine: string }[]).find((l) => l.version === old)?.engine;
+  assert.equal(await engineOf(), 'tfjs');
+
+  const second = await startWorker(api.config, pino({ level: process.env.DEBUG_BACKFILL ? 'info' : 'silent' }), 'wasm');
+  try {
+    // The worker claims the version in Redis, exports it in a child process, writes model.onnx and
+    // the record, and announces the version; the API (same Redis channel) loads it again.
+    await waitFor('the served version to run on ONNX Runtime', async () => (await engineOf()) === 'onnxruntime', 60_000, 100);
+  } finally {
+    await second.close();
+  }
+  const meta = (await inject({ url: `/v1/models/${old}` })).json();
+  assert.equal(meta.onnx.status, 'exported');
+  assert.equal(meta.onnx.parity.images, api.config.MNIST_TEST_LIMIT);
+  assert.equal(registry.servedVersion, old);
+  const [digit] = await mnistTestPngs(1);
+  assert.equal((await inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/png' }, payload: digit.png })).json().modelVersion, old);
+  await inject({ method: 'DELETE', url: '/v1/models/serving' });
 });

@@ -30,16 +30,22 @@ async function oldStore(count: number) {
   const store = new ModelStore(join(dir, String(n++)));
   for (let seed = 1; seed <= count; seed++) await writeModelFiles(store, await untrainedModelFiles(seed, { onnx: false }), seed);
   const exports: number[] = [];
+  const announced: number[] = [];
   const deps = {
     store,
     log,
     claim: async () => true,
+    // Replicas reload on the announcement: by then model.onnx must be there to load.
+    announce: async (version: number) => {
+      await stat(join(store.versionDir(version), 'model.onnx'));
+      announced.push(version);
+    },
     exportVersion: (version: number) => {
       exports.push(version);
       return exportVersionToOnnx(version, { modelsDir: store.root, datasetsDir: dir }, TEST_IMAGES);
     },
   };
-  return { store, deps, exports };
+  return { store, deps, exports, announced };
 }
 
 test('what needs an ONNX copy: no file and no record, or a record of a missing runtime; not a refusal that would repeat', () => {
@@ -52,12 +58,13 @@ test('what needs an ONNX copy: no file and no record, or a record of a missing r
 });
 
 test('older versions get a proven model.onnx, newest first, their metadata keeps the rest; a second run has nothing to do', async () => {
-  const { store, deps, exports } = await oldStore(2);
+  const { store, deps, exports, announced } = await oldStore(2);
   const before = await store.readMetadata(1);
   assert.equal((await store.readModelFiles(1)).onnx, undefined);
 
   assert.deepEqual(await backfillOnnx(deps), [2, 1]);
   assert.deepEqual(exports, [2, 1]);
+  assert.deepEqual(announced, [2, 1], 'each announced once its file was in place');
   for (const version of [1, 2]) {
     const meta = await store.readMetadata(version);
     assert.equal(meta.onnx?.status, 'exported');
