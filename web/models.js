@@ -179,6 +179,7 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
       meta.params.source === 'import' ? ['Origin', 'imported (trained elsewhere)'] : ['Trained on', `${formatNumber(meta.dataset.trainCount)} images (${meta.dataset.name})`],
       ['Training time', formatDuration(meta.durationMs)],
       ['Backend', meta.backend],
+      ['Served by', servedBy(meta.onnx)],
       ['Created', new Date(meta.createdAt).toLocaleString()],
       meta.lineage ? ['Lineage', `v${meta.lineage.baseVersion} → v${version}, tuned on ${meta.lineage.dataset}`] : null,
     ].filter(Boolean);
@@ -297,6 +298,16 @@ export function setupModels({ onModelsChanged, modelsChanged }) {
  * @param {number} mine
  * @param {number} theirs
  */
+/**
+ * What serves a version: its proven model.onnx on ONNX Runtime, or the TF.js files (and why).
+ * @param {{ status: string, reason?: string, parity?: { images: number, maxProbabilityDifference: number } } | undefined} onnx
+ */
+function servedBy(onnx) {
+  if (!onnx) return "TF.js (written before ONNX copies; the workers' backfill exports it)";
+  if (onnx.status === 'exported' && onnx.parity) return `ONNX Runtime (model.onnx, within ${onnx.parity.maxProbabilityDifference.toExponential(1)} of TF.js on ${formatNumber(onnx.parity.images)} test images)`;
+  return `TF.js: ${onnx.reason ?? onnx.status}`;
+}
+
 function delta(mine, theirs) {
   const d = (mine - theirs) * 100;
   if (Math.abs(d) < 0.05) return { text: '±0', cls: 'muted' };

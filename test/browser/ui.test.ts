@@ -254,6 +254,7 @@ test('the models tab compares versions: accuracy, confusion matrix heat map, per
   await page.locator('#detail-title', { hasText: 'Version 2' }).waitFor();
   assert.match((await page.locator('#detail-stats').textContent())!, /Test accuracy\d+\.\d\d%/);
   await page.locator('#detail-stats [data-stat=Weights]', { hasText: /^\d[\d,]+$/ }).waitFor();
+  assert.match((await page.locator('#detail-stats [data-stat="Served by"]').textContent())!, /^ONNX Runtime \(model\.onnx, within \d\.\de[-+]\d+ of TF\.js on [\d,]+ test images\)$/);
   assert.match((await page.locator('#detail-params').textContent())!, /epochs2/);
   assert.equal(await page.locator('#per-class li').count(), 10);
 
