@@ -45,7 +45,12 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const feedback = new FeedbackStore(redis, keys.feedback);
   // Corrections count against the datasets' quota: they are training data users send, kept in Redis.
   const datasetStore = new DatasetStore(config.datasetsDir, config.DATASETS_MAX_BYTES, async () => (await feedback.count()) * CORRECTION_BYTES);
-  const predictionLog = new PredictionLog(redis, keys.predictions, { windowSeconds: config.FEEDBACK_WINDOW_SECONDS, maxImages: config.FEEDBACK_WINDOW_MAX_IMAGES }, log);
+  // The prediction log writes a pipeline every few ms under load, on a connection of its own: ioredis
+  // copies every script defined on a connection (BullMQ's 64, on `redis`) into each pipeline it
+  // makes, ~50 µs a pipeline on the event loop, and commands queued on such a pipeline are slower.
+  const predictionRedis = createRedis(config.REDIS_URL, 'client');
+  logConnectionState(predictionRedis, 'predictions', log);
+  const predictionLog = new PredictionLog(predictionRedis, keys.predictions, { windowSeconds: config.FEEDBACK_WINDOW_SECONDS, maxImages: config.FEEDBACK_WINDOW_MAX_IMAGES }, log);
   const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
   const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log, config.INFERENCE_ENGINE), DecodePool.start({ size: DECODE_THREADS, log })]);
@@ -105,7 +110,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
       await servedReport.stop();
       registry.dispose();
       await Promise.all([engine.close(), decodePool.close()]);
-      await Promise.allSettled([subscriber.quit(), redis.quit()]);
+      await Promise.allSettled([subscriber.quit(), redis.quit(), predictionRedis.quit()]);
     },
   };
 }
