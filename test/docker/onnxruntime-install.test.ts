@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,21 +12,24 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const read = (path: string) => readFile(join(root, path), 'utf8');
+// Where Node finds the package (the compiled suite runs from .build/, which has no node_modules of its own).
+const packageDir = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+const readPackage = (path: string) => readFile(join(packageDir, path), 'utf8');
 
 test('onnxruntime-node is pinned, and the install flag in .npmrc is the one its install script reads', async () => {
   const pkg = JSON.parse(await read('package.json')) as { dependencies: Record<string, string>; allowScripts: Record<string, boolean> };
   const pinned = pkg.dependencies['onnxruntime-node'];
   assert.match(pinned, /^\d+\.\d+\.\d+$/, `an exact version, not a range: ${pinned}`);
-  const installed = JSON.parse(await read('node_modules/onnxruntime-node/package.json')) as { version: string; scripts: { postinstall: string } };
+  const installed = JSON.parse(await readPackage('package.json')) as { version: string; scripts: { postinstall: string } };
   assert.equal(installed.version, pinned);
   assert.equal(pkg.allowScripts['onnxruntime-node'], false, 'npm 11 does not run its postinstall at all');
 
   assert.match(await read('.npmrc'), /^onnxruntime-node-install=skip$/m);
   // npm hands .npmrc's onnxruntime-node-install to scripts as npm_config_onnxruntime_node_install.
-  const script = (await read('node_modules/onnxruntime-node/script/install.js')) + (await read('node_modules/onnxruntime-node/script/install-utils.js'));
+  const script = (await readPackage('script/install.js')) + (await readPackage('script/install-utils.js'));
   assert.match(script, /process\.env\.npm_config_onnxruntime_node_install\b/);
   const run = spawnSync(process.execPath, ['script/install.js'], {
-    cwd: join(root, 'node_modules/onnxruntime-node'),
+    cwd: packageDir,
     env: { PATH: process.env.PATH, npm_config_onnxruntime_node_install: 'skip', https_proxy: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9' },
     encoding: 'utf8',
     timeout: 20_000,

@@ -48,7 +48,7 @@ test(`${JOBS} jobs posted at once to two cluster.workers: ${JOBS} distinct whole
 
   for (const [i, v] of finished.entries()) {
     const dir = join(cluster.modelsDir, String(v.modelVersion));
-    assert.deepEqual((await readdir(dir)).sort(), ['group1-shard1of1.bin', 'metadata.json', 'model.json']);
+    assert.deepEqual((await readdir(dir)).sort(), ['group1-shard1of1.bin', 'metadata.json', 'model.json', 'model.onnx']);
     const meta = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
     assert.equal(meta.jobId, ids[i], `version ${v.modelVersion} was written by the job that reports it`);
     assert.equal(meta.version, v.modelVersion);
