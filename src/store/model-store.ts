@@ -183,14 +183,20 @@ export class ModelStore {
   /** Removes temporary directories left by writers (or deletions) that crashed half-way. */
   async removeStaleTemp(olderThanMs: number): Promise<string[]> {
     const removed: string[] = [];
-    const names = await readdir(this.root).catch(() => [] as string[]);
-    for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX) || n.startsWith(TRASH_PREFIX))) {
-      const path = join(this.root, name);
-      const info = await stat(path).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > olderThanMs) {
-        await rm(path, { recursive: true, force: true });
-        removed.push(name);
+    const sweep = async (dir: string, names: string[], prefix = '') => {
+      for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX) || n.startsWith(TRASH_PREFIX))) {
+        const path = join(dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > olderThanMs) {
+          await rm(path, { recursive: true, force: true });
+          removed.push(prefix + name);
+        }
       }
+    };
+    await sweep(this.root, await readdir(this.root).catch(() => [] as string[]));
+    // Inside versions too: a file addOnnx was writing when its process died.
+    for (const version of await this.listVersions()) {
+      await sweep(this.versionDir(version), await readdir(this.versionDir(version)).catch(() => [] as string[]), `${version}/`);
     }
     return removed;
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -67,6 +67,11 @@ test('a half-written temporary directory is never listed and is cleaned when sta
   assert.deepEqual(await store.removeStaleTemp(60_000), [], 'a fresh temp dir may belong to a live writer');
   const old = new Date(Date.now() - 2 * 3600_000);
   await utimes(debris, old, old);
-  assert.deepEqual(await store.removeStaleTemp(60_000), ['.tmp-crashed']);
+  // A file the ONNX backfill was writing inside a version when its worker died.
+  const half = join(store.versionDir(1), '.tmp-0f-model.onnx');
+  await writeFile(half, 'half');
+  await utimes(half, old, old);
+  assert.deepEqual(await store.removeStaleTemp(60_000), ['.tmp-crashed', '1/.tmp-0f-model.onnx']);
   assert.deepEqual(await store.listVersions(), [1]);
+  assert.deepEqual((await readdir(store.versionDir(1))).sort(), ['group1-shard1of1.bin', 'metadata.json', 'model.json']);
 });
