@@ -43,3 +43,18 @@ test('predicting with an unloaded model is an error, not a wrong answer', async 
   pool.unload(handle);
   await assert.rejects(pool.predict(handle, pixels.subarray(0, 784), 1), /not loaded/);
 });
+
+test('INFERENCE_ENGINE reaches the threads: auto runs model.onnx on ONNX Runtime, tfjs the layers files, and they agree', async () => {
+  const onnx = await pool.load(5, files);
+  const tfjsPool = await InferencePool.start(1, 'wasm', pino({ level: 'silent' }), 'tfjs');
+  try {
+    const tfjs = await tfjsPool.load(5, files);
+    assert.deepEqual([onnx.engine, tfjs.engine], ['onnxruntime', 'tfjs']);
+    const [a, b] = await Promise.all([pool.predict(onnx, pixels.slice(), 16), tfjsPool.predict(tfjs, pixels.slice(), 16)]);
+    const worst = a.probabilities.reduce((m, v, i) => Math.max(m, Math.abs(v - b.probabilities[i])), 0);
+    assert.ok(worst <= 1e-5, `engines differ by ${worst}`);
+  } finally {
+    await tfjsPool.close();
+    pool.unload(onnx);
+  }
+});
