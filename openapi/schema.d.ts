@@ -1359,8 +1359,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The TensorFlow.js files of a version
-         * @description `model.json` and the weight files it names, so `tf.loadLayersModel('<base>/v1/models/3/model.json')` loads the model in a browser (CORS allowed).
+         * The files of a version: TensorFlow.js layers, and its ONNX copy
+         * @description `model.json` and the weight files it names, so `tf.loadLayersModel('<base>/v1/models/3/model.json')` loads the model in a browser (CORS allowed); and `model.onnx` when the version has one (its parity with the TF.js files is in the version's `onnx` metadata): input `image` float32 [n, 28, 28, 1] in [0, 1], output `probabilities` [n, 10], for ONNX Runtime anywhere.
          *
          *     Auth: any valid key (`predict` or `admin`) when the server has `API_KEYS`.
          */
@@ -1370,7 +1370,7 @@ export interface paths {
                 header?: never;
                 path: {
                     version: number;
-                    /** @description `model.json` or a weights file named in its manifest */
+                    /** @description `model.json`, a weights file named in its manifest, or `model.onnx` */
                     file: string;
                 };
                 cookie?: never;

@@ -149,5 +149,5 @@ export const PinBody = Type.Object(
 
 export const ModelFileParams = Type.Object({
   version: Type.Integer({ minimum: 1 }),
-  file: Type.String({ description: '`model.json` or a weights file named in its manifest' }),
+  file: Type.String({ description: '`model.json`, a weights file named in its manifest, or `model.onnx`' }),
 });

@@ -130,10 +130,11 @@ export class ModelStore {
     }
   }
 
-  /** Files a client may fetch from a version: model.json and the weight files its manifest names. */
+  /** Files a client may fetch from a version: model.json, the weight files its manifest names, and model.onnx when it has one. */
   async servableFiles(version: number): Promise<Set<string>> {
     const modelJson = await this.readModelJson(version);
-    return new Set([MODEL_JSON, ...modelJson.weightsManifest.flatMap((g) => g.paths)]);
+    const onnx = (await this.hasOnnx(version)) ? [ONNX_FILE] : [];
+    return new Set([MODEL_JSON, ...modelJson.weightsManifest.flatMap((g) => g.paths), ...onnx]);
   }
 
   /** Writes a new version atomically and returns its number. */

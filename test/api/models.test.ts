@@ -73,6 +73,19 @@ test('model.json and its weights are served so tf.loadLayersModel loads the mode
   model.dispose();
 });
 
+test('model.onnx is served beside them, and runs on ONNX Runtime as the API runs it', async () => {
+  const res = await api.app.inject({ url: '/v1/models/2/model.onnx' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.headers['content-type'], 'application/octet-stream');
+  assert.deepEqual(new Uint8Array(res.rawPayload), new Uint8Array((await api.app.services.modelStore.readModelFiles(2)).onnx!));
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(new Uint8Array(res.rawPayload));
+  assert.deepEqual([session.inputNames, session.outputNames], [['image'], ['probabilities']]);
+  const { probabilities } = await session.run({ image: new ort.Tensor('float32', new Float32Array(784), [1, 28, 28, 1]) });
+  assert.deepEqual(probabilities.dims, [1, 10]);
+  await session.release();
+});
+
 test('only files named by the model are served', async () => {
   assert.equal((await api.app.inject({ url: '/v1/models/2/metadata.json' })).statusCode, 404);
   assert.equal((await api.app.inject({ url: '/v1/models/2/..%2F..%2Fetc%2Fpasswd' })).statusCode, 404);

@@ -86,8 +86,8 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models/:version/:file', {
     schema: {
       tags: ['models'],
-      summary: 'The TensorFlow.js files of a version',
-      description: "`model.json` and the weight files it names, so `tf.loadLayersModel('<base>/v1/models/3/model.json')` loads the model in a browser (CORS allowed).",
+      summary: 'The files of a version: TensorFlow.js layers, and its ONNX copy',
+      description: "`model.json` and the weight files it names, so `tf.loadLayersModel('<base>/v1/models/3/model.json')` loads the model in a browser (CORS allowed); and `model.onnx` when the version has one (its parity with the TF.js files is in the version's `onnx` metadata): input `image` float32 [n, 28, 28, 1] in [0, 1], output `probabilities` [n, 10], for ONNX Runtime anywhere.",
       params: ModelFileParams,
       response: { 200: { description: 'the file', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorResponses(400, 404) },
     },
