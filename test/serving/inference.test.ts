@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadMnist } from '../../src/data/mnist.ts';
+import { OnnxModel } from '../../src/ml/onnx/onnx-session.ts';
 import { LocalEngine, loadServableModel } from '../../src/serving/inference.ts';
 import { untrainedModelFiles } from '../helpers/serving.ts';
 
@@ -56,4 +59,21 @@ test('a model.onnx that ONNX Runtime cannot load falls back to TF.js and says wh
   const [withOnnx, without] = [await engine.load(1, files), await engine.load(2, await untrainedModelFiles(5, { onnx: false }))];
   assert.deepEqual([withOnnx.engine, without.engine], ['onnxruntime', 'tfjs']);
   await engine.close();
+});
+
+test('a version on ONNX Runtime adds no thread of its own: one intra-op thread, the caller\'s (the inference threads are the parallelism)', { skip: !existsSync('/proc/self/task') && 'needs /proc' }, async () => {
+  const files = await untrainedModelFiles(7);
+  const threads = () => readdirSync('/proc/self/task').length;
+  const first = await loadServableModel(1, files); // loads the runtime itself once
+  await readFile('/proc/self/status'); // and Node's own pool of threads is started, whoever ran first
+  const before = threads();
+  const more = [await loadServableModel(2, files), await loadServableModel(3, files)];
+  for (const model of more) await model.run(new Uint8Array(784 * 32), 32);
+  assert.equal(threads(), before, 'no thread pool per session');
+  // The check can tell: an evaluation session with two intra-op threads starts one.
+  const evaluation = await OnnxModel.load(files.onnx!, { threads: 2 });
+  await evaluation.runFloats(new Float32Array(784 * 32), 32);
+  assert.equal(threads(), before + 1);
+  for (const model of [first, ...more]) model.dispose();
+  await evaluation.dispose();
 });
