@@ -100,6 +100,10 @@ test('a [28,28,1] softmax model is imported unchanged and can be fine-tuned', as
   const outcome = await runFinetuneJob(
     finetuneJob({ baseModel: meta.version, dataset: small.id, freeze: 'features', epochs: 1, batchSize: 32, learningRate: 0.003, validationSplit: 0.1, rehearsal: 0, seed: 1 }),
     { modelsDir: api.config.modelsDir, datasetsDir: api.config.datasetsDir },
+    {},
+    undefined,
+    undefined,
+    api.config.MNIST_TEST_LIMIT, // scored like the imported base, on the same 2,000 test images
   );
   assert.ok(outcome.metrics.testAccuracy > meta.metrics.testAccuracy + 0.3, `${meta.metrics.testAccuracy} → ${outcome.metrics.testAccuracy}`);
   assert.equal(outcome.architecture, 'imported');
