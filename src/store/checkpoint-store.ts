@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFile, TEMP_PREFIX } from './durable-file.ts';
 
 const SUFFIX = '.ckpt';
-const TEMP_PREFIX = '.tmp-';
 
 /**
  * Training checkpoints on a volume, one file per job: `<root>/<job id>.ckpt`. A checkpoint is
@@ -20,20 +19,7 @@ export class CheckpointStore {
 
   async write(jobId: string, bytes: Uint8Array): Promise<void> {
     await mkdir(this.root, { recursive: true });
-    const tmp = join(this.root, `${TEMP_PREFIX}${randomUUID()}`);
-    try {
-      const handle = await open(tmp, 'w');
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, this.file(jobId));
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    await replaceFile(this.file(jobId), bytes);
   }
 
   /** The job's checkpoint, or undefined when it has none. */

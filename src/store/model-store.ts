@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelMetadata, OnnxExport } from '../schemas/models.ts';
 import { MODEL_JSON, ONNX_FILE, WEIGHTS_FILE, type ModelFiles } from '../ml/model-files.ts';
 import { ServiceError } from '../errors.ts';
+import { replaceFile, TEMP_PREFIX, writeFileSynced } from './durable-file.ts';
 
 /** Beside the model's files in each version's directory: how it was made and how well it does. */
 export const METADATA_JSON = 'metadata.json';
@@ -15,19 +16,9 @@ export class VersionNotFoundError extends ServiceError {
 }
 
 const VERSION_DIR = /^[1-9]\d*$/;
-const TEMP_PREFIX = '.tmp-';
 /** A deleted version is renamed to this prefix first (out of the listing at once), then removed. */
 const TRASH_PREFIX = '.trash-';
 
-async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * Numbered model versions on a volume: `<root>/<version>/{model.json, weights, metadata.json}`.
@@ -99,20 +90,10 @@ export class ModelStore {
    */
   async addOnnx(version: number, onnx: Uint8Array | undefined, record: OnnxExport): Promise<boolean> {
     const dir = this.versionDir(version);
-    const replace = async (name: string, data: string | Uint8Array) => {
-      const tmp = join(dir, `${TEMP_PREFIX}${randomUUID()}-${name}`);
-      try {
-        await writeFileSynced(tmp, data);
-        await rename(tmp, join(dir, name));
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
-      }
-    };
     try {
       const metadata = await this.readMetadata(version);
-      if (onnx) await replace(ONNX_FILE, onnx);
-      await replace(METADATA_JSON, JSON.stringify({ ...metadata, onnx: record }, null, 2));
+      if (onnx) await replaceFile(join(dir, ONNX_FILE), onnx);
+      await replaceFile(join(dir, METADATA_JSON), JSON.stringify({ ...metadata, onnx: record }, null, 2));
       return true;
     } catch (err) {
       if (err instanceof VersionNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT') return false;
