@@ -43,10 +43,7 @@ async function onnxServable(bytes: Uint8Array): Promise<ServableModel> {
   const session = await OnnxModel.load(bytes, { threads: 1 });
   return {
     engine: 'onnxruntime',
-    run: async (pixels, count) => {
-      checkPixels(pixels, count);
-      return session.run(pixels, count);
-    },
+    run: (pixels, count) => session.run(pixels, count), // which refuses a short batch itself
     dispose: () => void session.dispose(),
   };
 }
@@ -94,13 +91,9 @@ export async function timedRun(model: ServableModel, pixels: Uint8Array, count: 
   return { probabilities, seconds: (performance.now() - started) / 1000 };
 }
 
-function checkPixels(pixels: Uint8Array, count: number): void {
-  if (pixels.length !== count * DIGIT_PIXELS) throw new RangeError(`${count} images need ${count * DIGIT_PIXELS} bytes, got ${pixels.length}`);
-}
-
 /** Runs a loaded TF.js model on a batch; synchronous because every backend we use computes eagerly. */
 export function runModel(model: LayersModel, pixels: Uint8Array, count: number): Float32Array {
-  checkPixels(pixels, count);
+  if (pixels.length !== count * DIGIT_PIXELS) throw new RangeError(`${count} images need ${count * DIGIT_PIXELS} bytes, got ${pixels.length}`);
   // The tidy returns the tensor, not its data: tidy walks whatever it returns for tensors to keep,
   // and a typed array of count × 10 numbers cost a Set insertion per number and kept tfjs-core's
   // walker deoptimizing and recompiling on the inference thread. One call for the whole batch

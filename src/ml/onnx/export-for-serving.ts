@@ -9,7 +9,6 @@ import { compareProbabilities } from './onnx-parity.ts';
 import { ONNX_FILE } from '../model-files.ts';
 import { OnnxModel, onnxRuntime, OnnxRuntimeUnavailableError } from './onnx-session.ts';
 
-
 export interface ServingExport {
   /** The bytes of model.onnx, only when its parity held. */
   onnx?: Uint8Array;
@@ -38,9 +37,9 @@ export async function exportForServing(model: LayersModel, test: LabelledImages,
     return { record: { status: 'unsupported', file: null, reason: `no ONNX translation for ${err.message}`, exportedAt }, evaluation: tfjsEvaluation() };
   }
   let onnx: OnnxModel;
-  let version: string;
+  let runtimeVersion: string;
   try {
-    version = (await onnxRuntime()).env.versions.node ?? 'unknown';
+    runtimeVersion = (await onnxRuntime()).env.versions.node ?? 'unknown';
     onnx = await OnnxModel.load(bytes, { threads });
   } catch (err) {
     if (!(err instanceof OnnxRuntimeUnavailableError)) throw err;
@@ -52,7 +51,7 @@ export async function exportForServing(model: LayersModel, test: LabelledImages,
     const onnxSeconds = (performance.now() - started) / 1000;
     const { passed, images, maxProbabilityDifference, argmaxDisagreements, ambiguousImages } = compareProbabilities(reference, candidate);
     const parity = { images, maxProbabilityDifference, argmaxDisagreements, ambiguousImages, tfjsSeconds, onnxSeconds };
-    const record = { opset: OPSET, onnxRuntime: version, parity, exportedAt };
+    const record = { opset: OPSET, onnxRuntime: runtimeVersion, parity, exportedAt };
     if (!passed) {
       const reason = `ONNX Runtime differs from TF.js: max probability difference ${maxProbabilityDifference.toExponential(2)}, ${argmaxDisagreements} images given another digit`;
       return { record: { status: 'parity-failed', file: null, reason, ...record }, evaluation: tfjsEvaluation() };

@@ -1,6 +1,7 @@
 import type * as Ort from 'onnxruntime-node';
 import type { LabelledImages } from '../../data/labelled-images.ts';
 import { DIGIT_PIXELS, DIGIT_SIZE, NUM_CLASSES } from '../../schemas/digit.ts';
+import { gatherPixels, scalePixels } from '../batch.ts';
 import { ONNX_INPUT, ONNX_OUTPUT } from './export-onnx.ts';
 
 /** onnxruntime-node did not load here (its native library, or the package, is missing): serve on TF.js. */
@@ -52,9 +53,7 @@ export class OnnxModel {
   /** `count` images of 784 bytes → count × classes probabilities (bytes scaled to [0, 1] as for TF.js). */
   async run(pixels: Uint8Array, count: number): Promise<Float32Array> {
     if (pixels.length !== count * DIGIT_PIXELS) throw new RangeError(`${count} images need ${count * DIGIT_PIXELS} bytes, got ${pixels.length}`);
-    const floats = new Float32Array(pixels.length);
-    for (let i = 0; i < floats.length; i++) floats[i] = pixels[i] / 255;
-    return this.runFloats(floats, count);
+    return this.runFloats(scalePixels(pixels), count);
   }
 
   /** The same on inputs already in [0, 1], laid out [count, 28, 28, 1]. */
@@ -74,12 +73,7 @@ export class OnnxModel {
     const out = new Float32Array(indices.length * NUM_CLASSES);
     for (let start = 0; start < indices.length; start += batchSize) {
       const batch = indices.subarray(start, Math.min(start + batchSize, indices.length));
-      const floats = new Float32Array(batch.length * DIGIT_PIXELS);
-      for (let i = 0; i < batch.length; i++) {
-        const src = batch[i] * DIGIT_PIXELS;
-        for (let p = 0; p < DIGIT_PIXELS; p++) floats[i * DIGIT_PIXELS + p] = data.images[src + p] / 255;
-      }
-      out.set(await this.runFloats(floats, batch.length), start * NUM_CLASSES);
+      out.set(await this.runFloats(gatherPixels(data.images, batch), batch.length), start * NUM_CLASSES);
     }
     return out;
   }
