@@ -40,6 +40,19 @@ export type PromotionGate = Static<typeof PromotionGateSchema>;
 /** Why a version has, or has no, `model.onnx`: `unavailable` (no ONNX Runtime where it was written) is tried again by the next worker's backfill. */
 export const ONNX_EXPORT_STATUSES = ['exported', 'unsupported', 'parity-failed', 'unavailable'] as const;
 
+export const OnnxParitySchema = Type.Object(
+  {
+    images: Type.Integer({ description: 'MNIST test images run through both engines' }),
+    maxProbabilityDifference: Type.Number({ description: 'largest difference of one probability between the engines (at most 1e-5 to export)' }),
+    argmaxDisagreements: Type.Integer({ description: 'images given another digit by ONNX Runtime although their top two TF.js probabilities are more than 1e-4 apart (0 to export)' }),
+    ambiguousImages: Type.Integer({ description: 'images whose top two probabilities are within 1e-4, exempt from the digit check' }),
+    tfjsSeconds: Type.Number({ description: 'TensorFlow.js time on those images' }),
+    onnxSeconds: Type.Number({ description: 'ONNX Runtime time on those images' }),
+  },
+  { description: 'the check that model.onnx computes what the TF.js files compute' },
+);
+export type OnnxParity = Static<typeof OnnxParitySchema>;
+
 export const OnnxExportSchema = Type.Object(
   {
     status: StringEnum(ONNX_EXPORT_STATUSES),
@@ -47,19 +60,7 @@ export const OnnxExportSchema = Type.Object(
     reason: Type.Optional(Type.String({ description: 'why there is no model.onnx' })),
     opset: Type.Optional(Type.Integer()),
     onnxRuntime: Type.Optional(Type.String({ description: 'onnxruntime-node version the parity was checked with' })),
-    parity: Type.Optional(
-      Type.Object(
-        {
-          images: Type.Integer({ description: 'MNIST test images run through both engines' }),
-          maxProbabilityDifference: Type.Number({ description: 'largest difference of one probability between the engines (at most 1e-5 to export)' }),
-          argmaxDisagreements: Type.Integer({ description: 'images given another digit by ONNX Runtime although their top two TF.js probabilities are more than 1e-4 apart (0 to export)' }),
-          ambiguousImages: Type.Integer({ description: 'images whose top two probabilities are within 1e-4, exempt from the digit check' }),
-          tfjsSeconds: Type.Number({ description: 'TensorFlow.js time on those images' }),
-          onnxSeconds: Type.Number({ description: 'ONNX Runtime time on those images' }),
-        },
-        { description: 'the check that model.onnx computes what the TF.js files compute' },
-      ),
-    ),
+    parity: Type.Optional(OnnxParitySchema),
     exportedAt: Type.String({ format: 'date-time' }),
   },
   { description: 'the ONNX copy serving runs (the TF.js files stay the canonical artefact)' },

@@ -1,19 +1,13 @@
 import { NUM_CLASSES } from '../../schemas/digit.ts';
+import type { OnnxParity } from '../../schemas/models.ts';
 
 /** At most this far apart, probability by probability, or the export is refused. */
 export const MAX_PROBABILITY_DIFFERENCE = 1e-5;
 /** Images whose top two probabilities are closer than this may flip class on rounding; the rest must agree. */
 export const AMBIGUOUS_MARGIN = 1e-4;
 
-export interface ParityReport {
-  images: number;
-  maxProbabilityDifference: number;
-  /** Images whose predicted class differs between the two engines although their top two are more than AMBIGUOUS_MARGIN apart. */
-  argmaxDisagreements: number;
-  /** Images whose top two TF.js probabilities are within AMBIGUOUS_MARGIN: exempt from the class check. */
-  ambiguousImages: number;
-  passed: boolean;
-}
+/** The comparison's figures as metadata.json records them (timings aside), and its verdict. */
+export type ParityReport = Omit<OnnxParity, 'tfjsSeconds' | 'onnxSeconds'> & { passed: boolean };
 
 /** Compares two engines' probabilities for the same images ([images × classes], row-major). */
 export function compareProbabilities(reference: Float32Array, candidate: Float32Array, classes = NUM_CLASSES): ParityReport {
