@@ -22,7 +22,8 @@ export async function runEvaluateJob(params: EvaluateParams, paths: StorePaths):
   const files = await new ModelStore(paths.modelsDir).readModelFiles(params.version);
   const data = params.dataset === 'mnist' ? await loadMnist('test') : await new DatasetStore(paths.datasetsDir).load(params.dataset);
   const started = performance.now();
-  const { probabilities, engine } = (files.onnx && (await onnxProbabilities(files.onnx, data))) || { probabilities: await tfjsProbabilities(files, data), engine: 'tfjs' as const };
+  const onOnnx = files.onnx && (await onnxProbabilities(files.onnx, data));
+  const { probabilities, engine } = onOnnx || { probabilities: await tfjsProbabilities(files, data), engine: 'tfjs' as const };
   const seconds = (performance.now() - started) / 1000;
   const result = scoreProbabilities(probabilities, data);
   return {
