@@ -172,10 +172,27 @@ function buildStn(): tfl.LayersModel {
   const theta = loc.apply(tfl.layers.flatten({ name: 'loc_flatten' }).apply(input)) as tfl.SymbolicTensor;
   const transformed = new SpatialTransformer({ name: 'stn' }).apply([input, theta]) as tfl.SymbolicTensor;
   const flat = tfl.layers.flatten({ name: 'flatten' }).apply(transformed);
-  const probs = tfl.layers.dense({ units: 10, activation: 'softmax', name: 'probs' }).apply(flat) as tfl.SymbolicTensor;
+  const probs = tfl.layers
+    .dense({ units: 10, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }), name: 'probs' })
+    .apply(flat) as tfl.SymbolicTensor;
   // The usual STN start: a zero kernel and an identity bias, so training begins from "no transform".
   tf.tidy(() => loc.setWeights([tf.zeros([28 * 28, 6]), tf.tensor1d(IDENTITY)]));
   return tfl.model({ inputs: input, outputs: probs, name: 'stn_classifier' });
+}
+
+/**
+ * One soft blob per image at a random place: smooth like a digit's strokes, so a small change of
+ * theta changes the sampled image a little. (On white noise any sub-pixel warp scrambles the input,
+ * and four steps of training made the loss go up about one run in fifteen.)
+ */
+function blobImages(n: number, seed: number): tf.Tensor4D {
+  const random = mulberry32(seed);
+  const pixels = new Float32Array(n * 28 * 28);
+  for (let i = 0; i < n; i++) {
+    const [cy, cx] = [6 + 16 * random(), 6 + 16 * random()];
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) pixels[i * 784 + y * 28 + x] = Math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 18);
+  }
+  return tf.tensor4d(pixels, [n, 28, 28, 1]);
 }
 
 const mnistLike = (n: number, seed: number) => tf.tensor4d(Float32Array.from(randomArray(n * 28 * 28, mulberry32(seed)), (v) => (v + 1) / 2), [n, 28, 28, 1]);
@@ -218,7 +235,7 @@ test('outputSize is kept in the saved config and sets the output shape', async (
 test('a model with the layer trains on wasm and its localisation kernel receives a gradient', async () => {
   const model = buildStn();
   model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-  const xs = mnistLike(16, 9);
+  const xs = blobImages(16, 9);
   const ys = tf.oneHot(tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32'), 10);
   const kernel = model.getLayer('loc').trainableWeights[0].read() as tf.Variable;
 
