@@ -8,6 +8,8 @@ import type { FromPool, ToPool } from './inference-messages.ts';
 
 const WORKER_ENTRY = siblingModule('./inference-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
+/** How long a close waits for a thread's calls to finish and its models to be released before it terminates the thread. */
+const CLOSE_TIMEOUT_MS = 10_000;
 
 function spawn(backend: BackendPreference, engine: InferenceEnginePreference): Worker {
   return startTsWorker(WORKER_ENTRY, { workerData: { backend, engine } });
@@ -22,6 +24,8 @@ class PoolThread {
   readonly pending = new Map<number, Pending>();
   ready: Promise<void>;
   alive = true;
+  /** Resolved when the thread says it has finished its calls and released its models (see close()). */
+  private onClosed?: () => void;
 
   constructor(
     readonly worker: Worker,
@@ -33,6 +37,10 @@ class PoolThread {
         if (msg.type === 'ready') {
           clearTimeout(timer);
           resolve();
+          return;
+        }
+        if (msg.type === 'closed') {
+          this.onClosed?.();
           return;
         }
         const call = this.pending.get(msg.id);
@@ -51,8 +59,28 @@ class PoolThread {
         onExit(this, err);
       };
       worker.on('error', fail);
-      worker.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+      worker.on('exit', (code) => {
+        this.onClosed?.();
+        fail(new Error(`inference worker exited with code ${code}`));
+      });
     });
+  }
+
+  /**
+   * Lets the thread answer what it was sent and release its models, then terminates it. Not just
+   * terminate(): ONNX Runtime aborts the whole process when a thread is terminated mid-run
+   * ("terminate called after throwing an instance of 'Napi::Error'").
+   */
+  async close(log: Logger): Promise<void> {
+    if (this.alive) {
+      const closed = new Promise<boolean>((resolve) => {
+        this.onClosed = () => resolve(true);
+        setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS).unref();
+      });
+      this.worker.postMessage({ type: 'close' } satisfies FromPool);
+      if (!(await closed)) log.warn({ timeoutMs: CLOSE_TIMEOUT_MS }, 'inference worker did not finish its calls in time; terminating it');
+    }
+    await this.worker.terminate();
   }
 }
 
@@ -140,6 +168,7 @@ export class InferencePool implements InferenceEngine {
   }
 
   async predict(handle: ModelHandle, pixels: Uint8Array, count: number): Promise<ModelCall> {
+    if (this.closing) throw new Error('the inference pool is closing');
     const live = this.threads.filter((t) => t.alive);
     if (live.length === 0) throw new Error('no inference worker is running');
     const thread = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
@@ -157,7 +186,7 @@ export class InferencePool implements InferenceEngine {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    await Promise.all(this.threads.map((t) => t.close(this.log)));
     this.threads = [];
     this.loaded.clear();
   }

@@ -10,6 +10,8 @@ import type { FromPool, ToPool } from './inference-messages.ts';
 const port = parentPort!;
 const send = (msg: ToPool, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 const models = new Map<number, ServableModel>();
+/** Model calls not answered yet: a close waits for them (ONNX Runtime aborts the process if its thread is terminated mid-run). */
+const running = new Set<Promise<unknown>>();
 const { backend, engine } = workerData as { backend: BackendPreference; engine: InferenceEnginePreference };
 nameThisThread('mnist-inference');
 
@@ -34,7 +36,7 @@ port.on('message', (msg: FromPool) => {
         send({ type: 'failed', id: msg.id, message: `model ${msg.handle} is not loaded in this worker` });
         break;
       }
-      timedRun(model, new Uint8Array(msg.pixels), msg.count).then(
+      const run = timedRun(model, new Uint8Array(msg.pixels), msg.count).then(
         ({ probabilities, seconds }) => {
           // A view of a larger buffer (ONNX Runtime's output may be) is copied so that only it moves.
           const out = probabilities.byteOffset === 0 && probabilities.byteLength === probabilities.buffer.byteLength ? probabilities : probabilities.slice();
@@ -43,11 +45,21 @@ port.on('message', (msg: FromPool) => {
         },
         (err: Error) => send({ type: 'failed', id: msg.id, message: err.message }),
       );
+      running.add(run);
+      void run.finally(() => running.delete(run));
       break;
     }
     case 'unload':
-      models.get(msg.handle)?.dispose();
+      void models.get(msg.handle)?.dispose();
       models.delete(msg.handle);
+      break;
+    case 'close':
+      void (async () => {
+        await Promise.allSettled(running);
+        await Promise.allSettled([...models.values()].map((m) => m.dispose()));
+        models.clear();
+        send({ type: 'closed' });
+      })();
       break;
   }
 });

@@ -16,7 +16,8 @@ export interface ServableModel {
   readonly fallback?: string;
   /** `count` images of 784 bytes → count × 10 probabilities. */
   run(pixels: Uint8Array, count: number): Promise<Float32Array>;
-  dispose(): void;
+  /** Settles once the engine has let the model go (an ONNX Runtime session is released asynchronously). */
+  dispose(): Promise<void>;
 }
 
 /**
@@ -44,7 +45,7 @@ async function onnxServable(bytes: Uint8Array): Promise<ServableModel> {
   return {
     engine: 'onnxruntime',
     run: (pixels, count) => session.run(pixels, count), // which refuses a short batch itself
-    dispose: () => void session.dispose(),
+    dispose: () => session.dispose(),
   };
 }
 
@@ -65,7 +66,9 @@ async function tfjsServable(version: number, files: ModelFiles, fallback: string
     engine: 'tfjs',
     ...(fallback && { fallback }),
     run: async (pixels, count) => runModel(model, pixels, count),
-    dispose: () => model.dispose(),
+    dispose: async () => {
+      model.dispose();
+    },
   };
 }
 
@@ -78,7 +81,7 @@ async function warmedUp(version: number, model: ServableModel): Promise<Servable
     const probe = await model.run(new Uint8Array(DIGIT_PIXELS), 1);
     if (probe.length !== NUM_CLASSES || !probe.every(Number.isFinite)) throw new Error(`the warm-up inference gave ${Array.from(probe).join(', ')}`);
   } catch (err) {
-    model.dispose();
+    void model.dispose();
     throw new ModelLoadError(`version ${version} fails its warm-up inference on ${model.engine}: ${(err as Error).message}`);
   }
   return model;
@@ -128,12 +131,12 @@ export class LocalEngine implements InferenceEngine {
   }
 
   unload(handle: ModelHandle): void {
-    this.models.get(handle.id)?.dispose();
+    void this.models.get(handle.id)?.dispose();
     this.models.delete(handle.id);
   }
 
   async close(): Promise<void> {
-    for (const model of this.models.values()) model.dispose();
+    await Promise.allSettled([...this.models.values()].map((m) => m.dispose()));
     this.models.clear();
   }
 }
