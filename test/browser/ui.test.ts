@@ -76,12 +76,14 @@ after(async () => {
   await cleanup();
 });
 
-async function strokePath(p: Page, points: [number, number][], steps = 6) {
+/** Draws through the points; `beforeUp` runs once all the ink is on the pad, before the pointer lifts. */
+async function strokePath(p: Page, points: [number, number][], steps = 6, beforeUp?: () => void) {
   const box = (await p.locator('#pad').boundingBox())!;
   const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
   await p.mouse.move(...at(points[0]));
   await p.mouse.down();
   for (const point of points.slice(1)) await p.mouse.move(...at(point), { steps });
+  beforeUp?.();
   await p.mouse.up();
 }
 
@@ -319,11 +321,12 @@ test('digits drawn and corrected on the Draw tab fine-tune a new version from th
   for (let i = 0; total < 20 && i < 40; i++) {
     const [label, path] = shapes[i % 3];
     await page.click('#clear');
-    // Waiting on the answer to the whole drawing (one to its first dot may come first on a busy machine).
+    // Waiting on the answer to the whole drawing (one to its first dot may come first on a busy machine):
+    // a request sent once all the ink was drawn. Timed before the pointer lifts, since lifting it
+    // sends one at once, which could start before this test saw mouse.up() return.
     let drawnAt = Infinity;
     const predicted = page.waitForResponse((r) => r.url().endsWith('/v1/predict') && r.request().timing().startTime >= drawnAt);
-    await strokePath(page, path(i), 2);
-    drawnAt = Date.now();
+    await strokePath(page, path(i), 2, () => (drawnAt = Date.now()));
     const { predictions } = await (await predicted).json();
     await page.locator('#feedback').waitFor({ state: 'visible', timeout: 10_000 });
     const stored = page.waitForResponse((r) => r.url().endsWith('/v1/feedback'));
