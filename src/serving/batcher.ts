@@ -1,6 +1,7 @@
 import type { InferenceEngine } from './engine.ts';
 import type { InferenceEngineName } from '../schemas/inference-engine.ts';
-import { toPredictions, type ModelRegistry, type Prediction } from './model-registry.ts';
+import type { ModelRegistry } from './model-registry.ts';
+import { toPredictions, type Prediction } from './predictions.ts';
 import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
 
 export interface BatcherOptions {

@@ -5,37 +5,15 @@ import type { InferenceEngineName } from '../schemas/inference-engine.ts';
 import { MemoryPinStore, type PinStore } from '../redis/serving-pin.ts';
 import { MemoryCanaryStore, type CanaryStore } from '../redis/serving-canary.ts';
 import { routesToCanary } from './canary-routing.ts';
-import { NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';
 import type { Canary, ServingPolicy } from '../schemas/models.ts';
 import { chooseServing, scoredVersion, type ScoredVersion } from './serving-policy.ts';
+import { LoadedVersions, type Lease, type LoadedVersion } from './loaded-versions.ts';
 
 export class NoModelError extends ServiceError {
   constructor() {
     super('unavailable', 'no model has been trained yet: start one with POST /v1/jobs {"type":"train"} and predict again when it has succeeded');
   }
-}
-
-/** A version that exists but cannot be served (it fails to load or to run its warm-up). */
-export class UnservableVersionError extends ServiceError {
-  constructor(message: string) {
-    super('conflict', message);
-  }
-}
-
-export interface Prediction {
-  digit: number;
-  confidence: number;
-  probabilities: number[];
-  /** Set by the API when the image was kept for corrections. */
-  predictionId?: string;
-}
-
-/** A loaded version borrowed for one model call; it is not unloaded until every lease is released. */
-export interface Lease {
-  readonly version: number;
-  readonly handle: ModelHandle;
-  release(): void;
 }
 
 export interface ServingStatus {
@@ -46,18 +24,6 @@ export interface ServingStatus {
   /** The same versions, each with the engine that runs it here. */
   loaded: { version: number; engine: InferenceEngineName }[];
   canary: Canary | null;
-}
-
-interface Loaded {
-  version: number;
-  handle: ModelHandle;
-  leases: number;
-  retired: boolean;
-}
-
-interface CacheEntry {
-  promise: Promise<Loaded>;
-  loaded?: Loaded;
 }
 
 export interface RegistryOptions {
@@ -75,20 +41,11 @@ export interface RegistryOptions {
   tolerance?: number;
 }
 
-export function toPredictions(probabilities: Float32Array, count: number): Prediction[] {
-  return Array.from({ length: count }, (_, i) => {
-    const p = Array.from(probabilities.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
-    let digit = 0;
-    for (let c = 1; c < NUM_CLASSES; c++) if (p[c] > p[digit]) digit = c;
-    return { digit, confidence: p[digit], probabilities: p };
-  });
-}
-
 /**
  * The model versions the API serves. "Served" is the pinned version if an operator pinned one,
  * else the first version that loads of those SERVING_POLICY chooses (serving-policy.ts: by default
- * the newest whose test accuracy is at least the one served before it). Switching is done the way TensorFlow Serving users wish it
- * always were:
+ * the newest whose test accuracy is at least the one served before it); beside it, a canary takes
+ * its share of requests. Switching is done the way TensorFlow Serving users wish it always were:
  * - a version is loaded and warmed up (one inference) before it takes traffic, and the old one
  *   answers until that moment — no gap, no first-request latency spike;
  * - a version that fails to load or to warm up never replaces a good one (nor is it retried on
@@ -96,22 +53,20 @@ export function toPredictions(probabilities: Float32Array, count: number): Predi
  * - a model call holds a lease on its version, so a switch or an LRU eviction never unloads a
  *   model under a running batch: every response comes whole from one version.
  * Versions asked for explicitly (`?version=N`) are loaded on demand into a small LRU, along with the
- * previously served ones, which makes a rollback instant.
+ * previously served ones, which makes a rollback instant. The loading, the LRU, the remembered
+ * failures and the leases are loaded-versions.ts's; this class decides which versions serve.
  */
 export class ModelRegistry {
-  private served: Loaded | undefined;
+  private served: LoadedVersion | undefined;
   private pinned: number | undefined;
   /** The canary as last read from its store, and its loaded version (undefined while it does not load). */
   private canary: Canary | undefined;
-  private canaryLoaded: Loaded | undefined;
-  private readonly cache = new Map<number, CacheEntry>();
-  private readonly failures = new Map<number, { at: number; message: string }>();
+  private canaryLoaded: LoadedVersion | undefined;
+  private readonly versions: LoadedVersions;
   /** Versions loaded on TF.js that were loaded again once their model.onnx appeared (once each). */
   private readonly onnxRetried = new Set<number>();
-  private readonly cacheSize: number;
   private readonly pins: PinStore;
   private readonly canaries: CanaryStore;
-  private readonly retryFailedAfterMs: number;
   private readonly policy: ServingPolicy;
   private readonly tolerance: number;
   /** What the policy needs of each version, read once from its metadata (a written version never changes). */
@@ -127,10 +82,9 @@ export class ModelRegistry {
     private readonly log: Logger,
     opts: RegistryOptions = {},
   ) {
-    this.cacheSize = Math.max(1, opts.cacheSize ?? 3);
+    this.versions = new LoadedVersions(store, engine, { cacheSize: Math.max(1, opts.cacheSize ?? 3), retryFailedAfterMs: opts.retryFailedAfterMs ?? 30_000 });
     this.pins = opts.pins ?? new MemoryPinStore();
     this.canaries = opts.canaries ?? new MemoryCanaryStore();
-    this.retryFailedAfterMs = opts.retryFailedAfterMs ?? 30_000;
     this.policy = opts.policy ?? 'best';
     this.tolerance = opts.tolerance ?? 0;
   }
@@ -171,11 +125,7 @@ export class ModelRegistry {
   }
 
   get loadedVersions(): number[] {
-    return this.loaded.map((l) => l.version);
-  }
-
-  private get loaded(): { version: number; engine: InferenceEngineName }[] {
-    return [...this.cache.values()].flatMap((e) => (e.loaded ? [{ version: e.loaded.version, engine: e.loaded.handle.engine }] : [])).sort((a, b) => b.version - a.version);
+    return this.versions.list.map((l) => l.version);
   }
 
   async status(): Promise<ServingStatus> {
@@ -184,7 +134,7 @@ export class ModelRegistry {
       pinnedVersion: this.pinned ?? null,
       latestVersion: (await this.store.latestVersion()) ?? null,
       loadedVersions: this.loadedVersions,
-      loaded: this.loaded,
+      loaded: this.versions.list,
       canary: this.canary ?? null,
     };
   }
@@ -237,17 +187,14 @@ export class ModelRegistry {
         this.log.warn({ err: (err as Error).message, version: loaded.version }, 'could not load the new model.onnx; serving on TF.js as before');
         continue;
       }
-      const entry = this.cache.get(loaded.version);
-      if (this.closed || handle.engine === 'tfjs' || entry?.loaded !== loaded) {
+      if (handle.engine === 'tfjs') {
         this.engine.unload(handle);
         continue;
       }
-      const next: Loaded = { version: loaded.version, handle, leases: 0, retired: false };
-      entry.loaded = next;
-      entry.promise = Promise.resolve(next);
+      const next = this.versions.replace(loaded, handle);
+      if (!next) continue; // evicted or closed meanwhile
       if (this.served === loaded) this.served = next;
       if (this.canaryLoaded === loaded) this.canaryLoaded = next;
-      this.retire(loaded);
       this.log.info({ version: next.version, engine: handle.engine }, 'model version now runs on ONNX Runtime (its model.onnx appeared)');
     }
   }
@@ -264,9 +211,9 @@ export class ModelRegistry {
       this.evict();
       return;
     }
-    if (this.canaryLoaded?.version === canary.version || this.failedRecently(canary.version)) return;
+    if (this.canaryLoaded?.version === canary.version || this.versions.failedRecently(canary.version)) return;
     try {
-      const loaded = await this.load(canary.version);
+      const loaded = await this.versions.load(canary.version);
       if (this.canary?.version === canary.version) this.canaryLoaded = loaded;
       this.log.info({ canary: canary.version, fraction: canary.fraction, served: this.served?.version }, 'canary version loaded');
     } catch (err) {
@@ -296,7 +243,7 @@ export class ModelRegistry {
     }
     for (const version of await this.candidates()) {
       if (this.served?.version === version) return; // the first servable candidate is already served
-      if (this.failedRecently(version)) continue;
+      if (this.versions.failedRecently(version)) continue;
       try {
         await this.switchTo(version);
         return;
@@ -325,107 +272,37 @@ export class ModelRegistry {
   }
 
   private async switchTo(version: number): Promise<void> {
-    const next = await this.load(version);
+    const next = await this.versions.load(version);
     if (this.closed) return;
     const previous = this.served;
     if (previous === next) return;
     this.served = next;
-    this.touch(version);
+    this.versions.touch(version);
     this.log.info({ version, previous: previous?.version, pinned: this.pinned ?? null }, 'serving model version');
     this.evict();
   }
 
-  private failedRecently(version: number): boolean {
-    const failure = this.failures.get(version);
-    return failure !== undefined && Date.now() - failure.at < this.retryFailedAfterMs;
-  }
-
-  /** The loaded (and warmed-up) version, from the cache or loaded now. */
-  private load(version: number): Promise<Loaded> {
-    const cached = this.cache.get(version);
-    if (cached) {
-      this.touch(version);
-      return cached.promise;
-    }
-    const failure = this.failures.get(version);
-    if (failure && this.failedRecently(version)) return Promise.reject(new UnservableVersionError(failure.message));
-    const loading = async (): Promise<Loaded> => {
-      const files = await this.store.readModelFiles(version);
-      const handle = await this.engine.load(version, files);
-      if (this.closed) {
-        this.engine.unload(handle);
-        throw new Error('the registry is closed');
-      }
-      const loaded: Loaded = { version, handle, leases: 0, retired: false };
-      entry.loaded = loaded;
-      this.failures.delete(version);
-      return loaded;
-    };
-    const entry: CacheEntry = { promise: loading() };
-    this.cache.set(version, entry);
-    entry.promise.catch((err: Error) => {
-      this.cache.delete(version);
-      if (err instanceof VersionNotFoundError) return;
-      this.failures.set(version, { at: Date.now(), message: `version ${version} cannot be served: ${err.message}` });
-    });
-    return entry.promise.catch((err: Error) => {
-      throw err instanceof VersionNotFoundError ? err : new UnservableVersionError(`version ${version} cannot be served: ${err.message}`);
-    });
-  }
-
-  /** Map order is recency order: move to the back. */
-  private touch(version: number): void {
-    const entry = this.cache.get(version);
-    if (!entry) return;
-    this.cache.delete(version);
-    this.cache.set(version, entry);
-  }
-
-  /**
-   * Drops the least recently used loaded versions beyond the cache size, never the served one nor
-   * the canary; a
-   * dropped version still leased is unloaded when its last lease is released.
-   */
+  /** The LRU's trim, which never drops the served version or the canary. */
   private evict(): void {
-    for (const [version, entry] of this.cache) {
-      if (this.cache.size <= this.cacheSize) return;
-      if (!entry.loaded || entry.loaded === this.served || entry.loaded === this.canaryLoaded) continue;
-      this.cache.delete(version);
-      this.retire(entry.loaded);
-    }
-  }
-
-  private retire(loaded: Loaded): void {
-    loaded.retired = true;
-    if (loaded.leases === 0) this.engine.unload(loaded.handle);
+    this.versions.evict((loaded) => loaded === this.served || loaded === this.canaryLoaded);
   }
 
   /** Borrows the served version (or `version`) for one model call. */
   async acquire(version?: number): Promise<Lease> {
     for (;;) {
-      let loaded: Loaded;
+      let loaded: LoadedVersion;
       if (version === undefined || version === this.served?.version) {
         if (!this.served) await this.refresh();
         if (!this.served) throw new NoModelError();
         loaded = this.served;
       } else {
-        if (!this.cache.has(version) && !(await this.store.exists(version))) throw new VersionNotFoundError(version);
-        loaded = await this.load(version);
+        if (!this.versions.has(version) && !(await this.store.exists(version))) throw new VersionNotFoundError(version);
+        loaded = await this.versions.load(version);
       }
       if (loaded.retired) continue; // evicted while we waited; load it again
-      loaded.leases++;
+      const lease = this.versions.lease(loaded);
       this.evict(); // after taking the lease, so an eviction cannot unload it under us
-      let released = false;
-      return {
-        version: loaded.version,
-        handle: loaded.handle,
-        release: () => {
-          if (released) return;
-          released = true;
-          loaded.leases--;
-          if (loaded.retired && loaded.leases === 0) this.engine.unload(loaded.handle);
-        },
-      };
+      return lease;
     }
   }
 
@@ -438,9 +315,9 @@ export class ModelRegistry {
     if (canary?.version === version) throw new ServiceError('invalid', `canary.version: version ${version} is the one pinned; a canary is another version tried beside it`);
     for (const v of canary ? [version, canary.version] : [version]) {
       if (!(await this.store.exists(v))) throw new VersionNotFoundError(v);
-      this.failures.delete(v); // an operator asking is a reason to try again
+      this.versions.forgetFailure(v);
     }
-    await Promise.all([this.load(version), canary && this.load(canary.version)]);
+    await Promise.all([this.versions.load(version), canary && this.versions.load(canary.version)]);
     await this.pins.set(version);
     this.pinned = version;
     if (canary) await this.canaries.set(canary);
@@ -475,8 +352,7 @@ export class ModelRegistry {
 
   dispose(): void {
     this.closed = true;
-    for (const entry of this.cache.values()) if (entry.loaded) this.retire(entry.loaded);
-    this.cache.clear();
+    this.versions.close();
     this.served = undefined;
   }
 }
