@@ -58,12 +58,6 @@ export class LineChart {
     this.redraw();
   }
 
-  /** @param {number} xMax */
-  setXMax(xMax) {
-    this.xMax = Math.max(xMax, 1e-9);
-    this.redraw();
-  }
-
   redraw() {
     if (this.pending) return;
     this.pending = true;
