@@ -59,12 +59,14 @@ test('INFERENCE_ENGINE reaches the threads: auto runs model.onnx on ONNX Runtime
   }
 });
 
-test('closing the pool answers the calls in flight, then refuses new ones (ONNX Runtime aborted the process when a thread was terminated mid-run)', async () => {
+test('closing the pool answers the calls and loads in flight, then refuses new calls (ONNX Runtime aborted the process when a thread was terminated mid-run)', async () => {
   const closing = await InferencePool.start(2, 'wasm', pino({ level: 'silent' }));
   const handle = await closing.load(6, files);
   assert.equal(handle.engine, 'onnxruntime');
   const inFlight = Array.from({ length: 8 }, () => closing.predict(handle, pixels.slice(), 16));
+  const loading = closing.load(7, files); // a session being created is waited for too
   await closing.close();
   for (const { probabilities } of await Promise.all(inFlight)) assert.equal(probabilities.length, 16 * 10);
+  assert.equal((await loading).engine, 'onnxruntime');
   await assert.rejects(closing.predict(handle, pixels.subarray(0, 784), 1), /closing/);
 });
