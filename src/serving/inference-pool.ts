@@ -24,6 +24,8 @@ class PoolThread {
   readonly pending = new Map<number, Pending>();
   ready: Promise<void>;
   alive = true;
+  /** It said 'ready': before that it holds no model, and a close need not wait for it. */
+  private started = false;
   /** Resolved when the thread says it has finished its calls and released its models (see close()). */
   private onClosed?: () => void;
 
@@ -36,6 +38,7 @@ class PoolThread {
       worker.on('message', (msg: ToPool) => {
         if (msg.type === 'ready') {
           clearTimeout(timer);
+          this.started = true;
           resolve();
           return;
         }
@@ -72,7 +75,7 @@ class PoolThread {
    * ("terminate called after throwing an instance of 'Napi::Error'").
    */
   async close(log: Logger): Promise<void> {
-    if (this.alive) {
+    if (this.alive && this.started) {
       const closed = new Promise<boolean>((resolve) => {
         this.onClosed = () => resolve(true);
         setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS).unref();
