@@ -111,6 +111,11 @@ export const ConfigSchema = Type.Object({
     default: 1,
     description: 'how long a predict request waits for others to batch with when the model is idle (as TF Serving batch_timeout_micros, in ms; 0 = only those already arrived)',
   }),
+  PREDICT_MAX_QUEUED_IMAGES: Type.Integer({
+    minimum: 0,
+    default: 1024,
+    description: 'most images waiting for a model call in one API process (those being computed not counted; as TF Serving max_enqueued_batches × max_batch_size); a predict request that would go past it gets 503 with Retry-After at once instead of a wait that only grows (0 = no bound)',
+  }),
   PREDICT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API: they run the models, so the HTTP event loop never does (PNGs are decoded on separate decode threads, one per core but one)' }),
   API_SHUTDOWN_TIMEOUT_MS: Type.Integer({
     minimum: 100,

@@ -24,6 +24,8 @@ export class ServiceError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    /** When the same request is worth sending again (the API's `Retry-After`), for kinds that say "later". */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = new.target.name;

@@ -45,6 +45,7 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   const tellClient = known || statusCode < 500;
   if (!tellClient) req.log.error({ err }, 'request failed');
   let message = tellClient ? err.message : 'internal server error';
+  if (known && err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
   // Fastify's own 413 names no number; say the limit and its setting, as the Content-Length check does.
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const config = (req.server as { services?: { config?: Config } }).services?.config;

@@ -62,7 +62,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
     tolerance: config.PROMOTION_TOLERANCE,
   });
   const metrics = new ApiMetrics({ jobCounts: () => queue.getJobCounts() });
-  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS }, metrics);
+  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: config.PREDICT_MAX_BATCH_SIZE, timeoutMs: config.PREDICT_BATCH_TIMEOUT_MS, maxQueuedImages: config.PREDICT_MAX_QUEUED_IMAGES }, metrics);
 
   await registry.refresh();
   // Tells the workers' model retention which versions this replica serves (the canary too), so they are never deleted.

@@ -3,6 +3,7 @@ import type { InferenceEngineName } from '../schemas/inference-engine.ts';
 import type { ModelRegistry } from './model-registry.ts';
 import { toPredictions, type Prediction } from './predictions.ts';
 import { DIGIT_PIXELS, NUM_CLASSES } from '../schemas/digit.ts';
+import { ServiceError } from '../errors.ts';
 
 export interface BatcherOptions {
   /** Most images in one model call (TF Serving's max_batch_size). A larger request runs alone. */
@@ -12,6 +13,18 @@ export interface BatcherOptions {
    * batch_timeout_micros, in ms); 0 = only those that arrived in the same event-loop turn.
    */
   timeoutMs: number;
+  /**
+   * Most images waiting for a model call (not those being computed); a request that would go past
+   * it is refused at once (TF Serving's max_enqueued_batches). Unset or 0: no bound.
+   */
+  maxQueuedImages?: number;
+}
+
+/** More images are waiting for the model than PREDICT_MAX_QUEUED_IMAGES: a 503 now rather than an answer too late. */
+export class PredictQueueFullError extends ServiceError {
+  constructor(queued: number, max: number) {
+    super('unavailable', `${queued} images are waiting for the model here (PREDICT_MAX_QUEUED_IMAGES ${max}); try again in a second`, 1);
+  }
 }
 
 /** One model call, as the batcher saw it. */
@@ -72,9 +85,24 @@ export class PredictBatcher {
     private readonly observer?: BatchObserver,
   ) {}
 
+  /**
+   * Throws PredictQueueFullError when `count` more images would not fit in the queue. An empty
+   * queue takes any request (MAX_IMAGES_PER_REQUEST bounds its size), so a bound below it refuses
+   * nothing that could ever run.
+   */
+  admit(count: number): void {
+    const max = this.opts.maxQueuedImages ?? 0;
+    if (max > 0 && this.queuedImages > 0 && this.queuedImages + count > max) throw new PredictQueueFullError(this.queuedImages, max);
+  }
+
   /** `images`: 28×28 inputs (784 bytes each, light ink on black); `version`: the served one when absent. */
   predict(images: Uint8Array[], version?: number): Promise<PredictResult> {
     if (images.length === 0) return Promise.reject(new RangeError('no images to classify'));
+    try {
+      this.admit(images.length);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const pixels = new Uint8Array(images.length * DIGIT_PIXELS);
     images.forEach((img, i) => {
       if (img.length !== DIGIT_PIXELS) throw new RangeError(`image ${i} has ${img.length} pixels, not ${DIGIT_PIXELS}`);

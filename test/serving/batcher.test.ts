@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { PredictBatcher, type BatchReport } from '../../src/serving/batcher.ts';
+import { PredictBatcher, PredictQueueFullError, type BatchReport } from '../../src/serving/batcher.ts';
 import { ModelRegistry, NoModelError } from '../../src/serving/model-registry.ts';
 import { ModelStore } from '../../src/store/model-store.ts';
 import { fakeImage, FakeEngine, writeFakeVersion } from '../helpers/fake-engine.ts';
@@ -16,7 +16,7 @@ before(async () => {
 after(() => rm(base, { recursive: true, force: true }));
 
 let n = 0;
-async function setup(opts: { maxBatchSize?: number; timeoutMs?: number; versions?: number; parallelism?: number } = {}) {
+async function setup(opts: { maxBatchSize?: number; timeoutMs?: number; versions?: number; parallelism?: number; maxQueuedImages?: number } = {}) {
   const store = new ModelStore(join(base, String(n++)));
   for (let i = 0; i < (opts.versions ?? 1); i++) await writeFakeVersion(store);
   const engine = new FakeEngine();
@@ -25,7 +25,7 @@ async function setup(opts: { maxBatchSize?: number; timeoutMs?: number; versions
   await registry.refresh();
   const batches: { version: number; images: number; requests: number }[] = [];
   const reports: BatchReport[] = [];
-  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: opts.maxBatchSize ?? 32, timeoutMs: opts.timeoutMs ?? 1 }, {
+  const batcher = new PredictBatcher(registry, engine, { maxBatchSize: opts.maxBatchSize ?? 32, timeoutMs: opts.timeoutMs ?? 1, maxQueuedImages: opts.maxQueuedImages }, {
     onBatch: (report) => {
       reports.push(report);
       batches.push({ version: report.version, images: report.images, requests: report.queueSeconds.length });
@@ -114,4 +114,20 @@ test('an error reaches every request of its batch, and the next batch works', as
 test('an image of the wrong size is refused before it can shift the others', async () => {
   const { batcher } = await setup();
   assert.throws(() => batcher.predict([new Uint8Array(100)]), RangeError);
+});
+
+test('past maxQueuedImages waiting, a request is refused at once (503, Retry-After 1); the queued ones run, and an empty queue takes any size', async () => {
+  const { batcher, engine } = await setup({ maxQueuedImages: 10, maxBatchSize: 32 });
+  engine.predictDelayMs = 50;
+  const images = (n: number) => Array.from({ length: n }, (_, i) => fakeImage(i));
+  const first = batcher.predict(images(1));
+  while (engine.calls.length === 0) await new Promise((r) => setTimeout(r, 1)); // computing: not queued
+  const queued = [batcher.predict(images(6)), batcher.predict(images(4))]; // 10 waiting: full
+  const refused = batcher.predict(images(1));
+  await assert.rejects(refused, (err: PredictQueueFullError) => err instanceof PredictQueueFullError && err.kind === 'unavailable' && err.retryAfterSeconds === 1 && /10 images are waiting .*PREDICT_MAX_QUEUED_IMAGES 10/.test(err.message));
+  assert.throws(() => batcher.admit(1), PredictQueueFullError);
+  const answers = await Promise.all([first, ...queued]);
+  assert.deepEqual(answers.map((a) => a.predictions.length), [1, 6, 4]);
+  assert.deepEqual(engine.calls.map((c) => c.count), [1, 10]);
+  assert.equal((await batcher.predict(images(12))).predictions.length, 12, 'more than the bound, into an empty queue');
 });

@@ -83,7 +83,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addContentTypeParser(RAW_IMAGE_TYPES, { parseAs: 'buffer' }, asBuffer);
   app.addContentTypeParser(/^image\/.*/, { parseAs: 'buffer' }, asBuffer);
 
-  const { MAX_IMAGES_PER_REQUEST: max, PREDICT_MAX_PIXELS: maxPixels } = app.services.config;
+  const { MAX_IMAGES_PER_REQUEST: max, PREDICT_MAX_PIXELS: maxPixels, PREDICT_MAX_QUEUED_IMAGES: maxQueued } = app.services.config;
 
   app.post('/v1/predict', {
     config: { accepts: PREDICT_ACCEPTS },
@@ -97,18 +97,21 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'cropped to the ink, scaled to fit 20×20 keeping the aspect ratio and placed in 28×28 by centre of mass. ' +
         'A 28×28 image that already looks like MNIST (light digit on black within a 20×20 box, centred by mass) is used exactly as sent. ' +
         `The PNGs of one request may decode to at most ${formatCount(maxPixels)} pixels in all (read from their headers before decoding; more → 413). ` +
-        'Concurrent requests are batched into one model call; every image of one request is classified by the same version.',
+        'Concurrent requests are batched into one model call; every image of one request is classified by the same version. ' +
+        `When more than PREDICT_MAX_QUEUED_IMAGES (here ${formatCount(maxQueued)}) images already wait for the model, 503 with Retry-After at once.`,
       querystring: PredictQuery,
       body: { content: { 'application/json': { schema: PredictJsonBody } } },
       response: { 200: PredictResponse, ...errorResponses(400, 404, 409, 413, 415, 503) },
     },
   }, async (req) => {
+    const { batcher, registry, predictionLog, decodePool } = app.services;
     const inputs = await readInputs(req, max);
     const count = 'pngs' in inputs ? inputs.pngs.length : inputs.pixels.length;
     if (count > max) throw new ServiceError('too-large', `at most ${max} images per request`);
-    const pixels = 'pngs' in inputs ? await preprocessPngs(app.services.decodePool, inputs.pngs, maxPixels) : preprocessPixels(inputs.pixels);
+    batcher.admit(count); // under overload, refused before paying for the decoding
+    const pixels = 'pngs' in inputs ? await preprocessPngs(decodePool, inputs.pngs, maxPixels) : preprocessPixels(inputs.pixels);
     const digits = Array.from({ length: count }, (_, i) => pixels.subarray(i * DIGIT_PIXELS, (i + 1) * DIGIT_PIXELS));
-    const { batcher, registry, predictionLog } = app.services;
+    batcher.admit(count); // and again: the queue may have filled while this one decoded; a refused request keeps no images
     const recording = predictionLog.record(digits);
     const result = await batcher.predict(digits, req.query.version ?? registry.route(canaryKey(req)));
     const ids = await settleWithin(recording, RECORD_WAIT_MS);
