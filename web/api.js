@@ -25,10 +25,12 @@ export class ApiError extends Error {
   /**
    * @param {number} status
    * @param {string} message
+   * @param {number | null} [retryAfter] seconds, when the answer said the same request works later
    */
-  constructor(status, message) {
+  constructor(status, message, retryAfter = null) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -75,7 +77,10 @@ async function request(path, init = {}) {
   const body = type.includes('application/json') ? await res.json().catch(() => null) : null;
   // 401/403: the page offers its key field (app.js listens).
   if (res.status === 401 || res.status === 403) window.dispatchEvent(new CustomEvent('api-key-needed', { detail: { status: res.status } }));
-  if (!res.ok) throw new ApiError(res.status, body?.message ?? `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
+    throw new ApiError(res.status, body?.message ?? `${res.status} ${res.statusText}`, Number.isFinite(retryAfter) ? retryAfter : null);
+  }
   return body;
 }
 

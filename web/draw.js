@@ -176,7 +176,8 @@ export function setupDraw({ onModelsChanged }) {
       const result = await api.predict(body, versionSelect.value || undefined);
       if (mine === seq && hasInk) showResult(result, body);
     } catch (err) {
-      if (err.status === 503) showNoModel(err.message);
+      // A 503 with Retry-After is a busy moment (the next stroke asks again), without it no model yet.
+      if (err.status === 503 && err.retryAfter === null) showNoModel(err.message);
       else showError(error, err.message);
     } finally {
       inFlight = false;

@@ -112,6 +112,28 @@ test('an uploaded PNG is classified as it is', async () => {
   await page.click('#clear');
 });
 
+test('a busy API (503 with Retry-After) is shown as a moment to wait, not as "no model yet"', async () => {
+  const [digit] = await mnistTestPngs(1);
+  expectedFailures.add('/v1/predict');
+  await page.route('**/v1/predict', (route) =>
+    route.fulfill({
+      status: 503,
+      headers: { 'retry-after': '1' },
+      contentType: 'application/json',
+      body: JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: '1024 images are waiting for the model here (PREDICT_MAX_QUEUED_IMAGES 1024); try again in a second' }),
+    }),
+  );
+  try {
+    await page.setInputFiles('#upload', { name: 'digit.png', mimeType: 'image/png', buffer: digit.png });
+    await page.locator('#draw-error', { hasText: 'try again in a second' }).waitFor();
+    assert.doesNotMatch((await page.locator('#draw-error').textContent())!, /Train tab/);
+  } finally {
+    await page.unroute('**/v1/predict');
+    expectedFailures.delete('/v1/predict');
+  }
+  await page.click('#clear');
+});
+
 test("the train form's choices and defaults are the API's own, read from its OpenAPI document", async () => {
   await page.click('#tab-train');
   const options = (name: string) => page.locator(`select[name=${name}] option`).evaluateAll((os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
