@@ -202,7 +202,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -439,7 +439,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -514,7 +514,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -598,7 +598,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -674,7 +674,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1443,7 +1443,7 @@ export interface paths {
         put?: never;
         /**
          * Classify digit images
-         * @description Body: one PNG (`image/png`); `multipart/form-data` with up to 64 PNG files (and no other parts); or `application/json` with `{"images": [base64 PNG…]}` or `{"pixels": [[784 gray levels]…]}`. Every image is preprocessed as MNIST was made: colour → luminance (BT.601), transparent pixels → background, a light background inverted, background gradient and noise removed, cropped to the ink, scaled to fit 20×20 keeping the aspect ratio and placed in 28×28 by centre of mass. A 28×28 image that already looks like MNIST (light digit on black within a 20×20 box, centred by mass) is used exactly as sent. The PNGs of one request may decode to at most 16,777,216 pixels in all (read from their headers before decoding; more → 413). Concurrent requests are batched into one model call; every image of one request is classified by the same version. When more than PREDICT_MAX_QUEUED_IMAGES (here 1,024) images already wait for the model, 503 with Retry-After at once.
+         * @description Body: one PNG (`image/png`); `multipart/form-data` with up to 64 PNG files (and no other parts); or `application/json` with `{"images": [base64 PNG…]}` or `{"pixels": [[784 gray levels]…]}`. Every image is preprocessed as MNIST was made: colour → luminance (BT.601), transparent pixels → background, a light background inverted, background gradient and noise removed, cropped to the ink, scaled to fit 20×20 keeping the aspect ratio and placed in 28×28 by centre of mass. A 28×28 image that already looks like MNIST (light digit on black within a 20×20 box, centred by mass) is used exactly as sent. The PNGs of one request may decode to at most 16,777,216 pixels in all (read from their headers before decoding; more → 413). Concurrent requests are batched into one model call; every image of one request is classified by the same version. When more than PREDICT_MAX_QUEUED_IMAGES (here 1,024) images already wait for the model, or PREDICT_MAX_QUEUED_PIXELS pixels for a decode thread, 503 with Retry-After at once.
          *
          *     Auth: a `predict` or `admin` key when the server sets `PREDICT_AUTH=key` (the default once `API_KEYS` is set); open with `PREDICT_AUTH=open`. With `PREDICT_RATE_LIMIT` set, each client (its key, else its address) gets that many requests per window, then 429 with `Retry-After`.
          */
@@ -1556,7 +1556,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again */
+                /** @description Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again */
                 503: {
                     headers: {
                         [name: string]: unknown;

@@ -116,6 +116,11 @@ export const ConfigSchema = Type.Object({
     default: 1024,
     description: 'most images waiting for a model call in one API process (those being computed not counted; as TF Serving max_enqueued_batches × max_batch_size); a predict request that would go past it gets 503 with Retry-After at once instead of a wait that only grows (0 = no bound)',
   }),
+  PREDICT_MAX_QUEUED_PIXELS: Type.Integer({
+    minimum: 0,
+    default: 67_108_864,
+    description: 'most pixels of predict requests waiting for a decode thread in one API process (those being decoded not counted; four PREDICT_MAX_PIXELS requests by default, a few seconds of decoding); a request that would go past it gets 503 with Retry-After at once (0 = no bound)',
+  }),
   PREDICT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference threads (worker_threads) of the API: they run the models, so the HTTP event loop never does (PNGs are decoded on separate decode threads, one per core but one)' }),
   API_SHUTDOWN_TIMEOUT_MS: Type.Integer({
     minimum: 100,

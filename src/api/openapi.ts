@@ -71,7 +71,7 @@ const ERROR_RESPONSES: Record<string, string> = {
   413: 'Over a size limit: the message names the limit and its setting',
   415: 'Unsupported content type: the message says which to send',
   429: 'Too many requests, or too many queued jobs: Retry-After says when to try again',
-  503: 'Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES): Retry-After, when present, says when to try again',
+  503: 'Not available now (Redis unreachable, no model to serve yet, or more predictions waiting than PREDICT_MAX_QUEUED_IMAGES or PREDICT_MAX_QUEUED_PIXELS): Retry-After, when present, says when to try again',
   507: 'The datasets quota (DATASETS_MAX_BYTES) is full: the message says what is used and free',
 };
 

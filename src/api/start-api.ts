@@ -53,7 +53,7 @@ export async function createApi(config: Config, log: Logger): Promise<RunningApi
   const predictionLog = new PredictionLog(predictionRedis, keys.predictions, { windowSeconds: config.FEEDBACK_WINDOW_SECONDS, maxImages: config.FEEDBACK_WINDOW_MAX_IMAGES }, log);
   const jobs = new JobService(queue, modelQueue, redis, keys, config.MAX_QUEUED_JOBS);
 
-  const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log, config.INFERENCE_ENGINE), DecodePool.start({ size: DECODE_THREADS, log })]);
+  const [engine, decodePool] = await Promise.all([InferencePool.start(config.PREDICT_WORKERS, config.TF_BACKEND, log, config.INFERENCE_ENGINE), DecodePool.start({ size: DECODE_THREADS, log, maxQueuedPixels: config.PREDICT_MAX_QUEUED_PIXELS })]);
   const registry = new ModelRegistry(modelStore, engine, log, {
     cacheSize: config.MODEL_CACHE_SIZE,
     pins: new RedisPinStore(redis, keys.modelPin, keys.modelEvents),

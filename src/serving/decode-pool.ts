@@ -11,6 +11,7 @@ import { packPngs, transferable, type DecodeReply, type DecodeTask } from './dec
 
 const WORKER_ENTRY = siblingModule('./decode-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
+const formatCount = (n: number) => n.toLocaleString('en-US');
 
 /**
  * Decoding is pure CPU work. One thread per core but one keeps every other core busy on a large
@@ -35,6 +36,8 @@ export type DatasetUpload = { zip: Uint8Array } | { images: Uint8Array; labels: 
 
 interface Job {
   task: DecodeTask;
+  /** Pixels a prediction's PNGs declare (0 for uploads): what the waiting queue is bounded by. */
+  pixels: number;
   transfer: ArrayBuffer[];
   resolve: (reply: DecodeReply) => void;
   reject: (err: Error) => void;
@@ -57,16 +60,22 @@ export class DecodePool {
   private threads: Thread[] = [];
   private readonly predictions: Job[] = [];
   private readonly uploads: Job[] = [];
+  /** Pixels of the predictions waiting for a thread (not those being decoded). */
+  private queuedPixels = 0;
   private closed = false;
 
   private constructor(
     private readonly entry: URL,
     private readonly log: Logger,
+    private readonly maxQueuedPixels: number,
   ) {}
 
-  /** `entry` is the thread's module; tests swap in one that crashes. */
-  static async start(options: { size: number; log: Logger; entry?: URL }): Promise<DecodePool> {
-    const pool = new DecodePool(options.entry ?? WORKER_ENTRY, options.log);
+  /**
+   * `entry` is the thread's module; tests swap in one that crashes. `maxQueuedPixels`
+   * (PREDICT_MAX_QUEUED_PIXELS; 0 = no bound): past it, a prediction's PNGs are refused rather than queued.
+   */
+  static async start(options: { size: number; log: Logger; entry?: URL; maxQueuedPixels?: number }): Promise<DecodePool> {
+    const pool = new DecodePool(options.entry ?? WORKER_ENTRY, options.log, options.maxQueuedPixels ?? 0);
     const started = Array.from({ length: options.size }, () => pool.startThread());
     try {
       await Promise.all(started);
@@ -121,25 +130,32 @@ export class DecodePool {
       if (!thread.ready || thread.job) continue;
       const job = this.predictions.shift() ?? this.uploads.shift();
       if (!job) return;
+      this.queuedPixels -= job.pixels;
       thread.job = job;
       thread.worker.postMessage(job.task, job.transfer);
     }
   }
 
-  private run(queue: Job[], task: DecodeTask, transfer: ArrayBuffer[]): Promise<DecodeReply> {
+  private run(queue: Job[], task: DecodeTask, transfer: ArrayBuffer[], pixels = 0): Promise<DecodeReply> {
     if (this.closed) return Promise.reject(new ServiceError('unavailable', 'the API is shutting down'));
     if (this.threads.length === 0) return Promise.reject(new Error('no decode thread is running'));
     return new Promise((resolve, reject) => {
-      queue.push({ task, transfer, resolve, reject });
+      queue.push({ task, pixels, transfer, resolve, reject });
+      this.queuedPixels += pixels;
       this.dispatch();
     });
   }
 
   /** The PNGs of one request as count × 784 MNIST inputs: here when it is one small PNG (INLINE_MAX_PIXELS), else on a thread. */
   async preprocessPngs(pngs: NamedPng[]): Promise<Uint8Array> {
-    if (pngs.length === 1 && declaredPixels(pngs) <= INLINE_MAX_PIXELS) return pngsToMnistPixels(pngs);
+    const pixels = declaredPixels(pngs);
+    if (pngs.length === 1 && pixels <= INLINE_MAX_PIXELS) return pngsToMnistPixels(pngs);
+    // An empty queue takes any request PREDICT_MAX_PIXELS allows; a full one refuses at once.
+    if (this.maxQueuedPixels > 0 && this.queuedPixels > 0 && this.queuedPixels + pixels > this.maxQueuedPixels) {
+      throw new ServiceError('unavailable', `images of ${formatCount(this.queuedPixels)} pixels are waiting to be decoded here (PREDICT_MAX_QUEUED_PIXELS ${formatCount(this.maxQueuedPixels)}); try again in a few seconds`, 2);
+    }
     const task = packPngs(pngs);
-    const reply = (await this.run(this.predictions, task, [task.bytes])) as Extract<DecodeReply, { type: 'pixels' }>;
+    const reply = (await this.run(this.predictions, task, [task.bytes], pixels)) as Extract<DecodeReply, { type: 'pixels' }>;
     return new Uint8Array(reply.pixels);
   }
 
@@ -155,6 +171,7 @@ export class DecodePool {
 
   private failQueued(err: Error): void {
     for (const job of this.predictions.splice(0).concat(this.uploads.splice(0))) job.reject(err);
+    this.queuedPixels = 0;
   }
 
   async close(): Promise<void> {

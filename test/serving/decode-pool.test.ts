@@ -10,6 +10,7 @@ import { loadMnist } from '../../src/data/mnist.ts';
 import type { NamedPng } from '../../src/image/png.ts';
 import { pngsToMnistPixels } from '../../src/image/preprocess.ts';
 import { DecodePool, INLINE_MAX_PIXELS } from '../../src/serving/decode-pool.ts';
+import type { ServiceError } from '../../src/errors.ts';
 import { siblingModule } from '../../src/ts-worker.ts';
 import { encodeDataset } from '../../src/store/dataset-store.ts';
 import { mnistTestPngs } from '../helpers/mnist-pngs.ts';
@@ -101,4 +102,19 @@ test('a closed pool refuses work with a 503 kind', async () => {
   const closing = await DecodePool.start({ size: 1, log });
   await closing.close();
   await assert.rejects(closing.preprocessPngs([{ name: 'the image', png: paperDigit(300) }]), (err: Error & { kind?: string }) => err.kind === 'unavailable');
+});
+
+test('past PREDICT_MAX_QUEUED_PIXELS waiting for a thread, a prediction is refused at once (503 kind, Retry-After); the waiting ones are decoded', async () => {
+  const bounded = await DecodePool.start({ size: 1, log, maxQueuedPixels: 2000 });
+  try {
+    const two = (await mnistTestPngs(2)).map((d, i) => ({ name: `images[${i}]`, png: d.png })); // 1,568 pixels, decoded on the thread
+    const decoding = bounded.preprocessPngs(two); // taken by the idle thread: not waiting
+    const waiting = bounded.preprocessPngs(two); // 1,568 waiting
+    await assert.rejects(bounded.preprocessPngs(two), (err: ServiceError) => err.kind === 'unavailable' && err.retryAfterSeconds === 2 && /1,568 pixels are waiting to be decoded here \(PREDICT_MAX_QUEUED_PIXELS 2,000\)/.test(err.message));
+    const expected = pngsToMnistPixels(two);
+    assert.deepEqual([await decoding, await waiting], [expected, expected]);
+    assert.deepEqual(await bounded.preprocessPngs(two), expected, 'the queue drained: taken again');
+  } finally {
+    await bounded.close();
+  }
 });

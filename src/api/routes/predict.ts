@@ -98,7 +98,8 @@ export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'A 28×28 image that already looks like MNIST (light digit on black within a 20×20 box, centred by mass) is used exactly as sent. ' +
         `The PNGs of one request may decode to at most ${formatCount(maxPixels)} pixels in all (read from their headers before decoding; more → 413). ` +
         'Concurrent requests are batched into one model call; every image of one request is classified by the same version. ' +
-        `When more than PREDICT_MAX_QUEUED_IMAGES (here ${formatCount(maxQueued)}) images already wait for the model, 503 with Retry-After at once.`,
+        `When more than PREDICT_MAX_QUEUED_IMAGES (here ${formatCount(maxQueued)}) images already wait for the model, or PREDICT_MAX_QUEUED_PIXELS ` +
+        'pixels for a decode thread, 503 with Retry-After at once.',
       querystring: PredictQuery,
       body: { content: { 'application/json': { schema: PredictJsonBody } } },
       response: { 200: PredictResponse, ...errorResponses(400, 404, 409, 413, 415, 503) },
