@@ -1,10 +1,10 @@
 import { declaredPixels, type NamedPng } from '../image/png.ts';
 import { ServiceError } from '../errors.ts';
 import type { DecodePool } from '../serving/decode-pool.ts';
+import { formatCount } from '../format.ts';
 
 const DATA_URL = /^data:[\w/+.-]*(;[\w=.-]+)*;base64,/;
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
-const formatCount = (n: number) => n.toLocaleString('en-US');
 
 /** A base64 PNG from a JSON body (a canvas's `toDataURL()` works as is). */
 export function fromBase64(text: string, name: string): Buffer {

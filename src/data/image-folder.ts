@@ -5,6 +5,7 @@ import { imageToMnistPixels } from '../image/preprocess.ts';
 import type { LabelledImages } from './labelled-images.ts';
 import { DatasetError, DEFAULT_DATASET_LIMITS, type DatasetLimits } from './dataset-error.ts';
 import { DIGIT_PIXELS } from '../schemas/digit.ts';
+import { formatCount } from '../format.ts';
 
 /** What archivers add that is not content. */
 const IGNORED = (path: string) => path.startsWith('__MACOSX/') || path.split('/').some((p) => p.startsWith('.'));
@@ -34,8 +35,6 @@ async function readPrefix(stream: Readable, bytes: number): Promise<Buffer> {
   }
   return Buffer.concat(chunks).subarray(0, bytes);
 }
-
-const formatCount = (n: number) => n.toLocaleString('en-US');
 
 /** Splits `[root/]<digit>/<file>` and checks the layout. */
 function labelOf(path: string, root: string | undefined): number {

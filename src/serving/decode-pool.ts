@@ -8,10 +8,10 @@ import { pngsToMnistPixels } from '../image/preprocess.ts';
 import type { EncodedDataset } from '../store/dataset-store.ts';
 import { siblingModule, startTsWorker } from '../ts-worker.ts';
 import { packPngs, transferable, type DecodeReply, type DecodeTask } from './decode-messages.ts';
+import { formatCount } from '../format.ts';
 
 const WORKER_ENTRY = siblingModule('./decode-worker', import.meta.url);
 const START_TIMEOUT_MS = 30_000;
-const formatCount = (n: number) => n.toLocaleString('en-US');
 
 /**
  * Decoding is pure CPU work. One thread per core but one keeps every other core busy on a large

@@ -6,6 +6,7 @@ import type { LabelledImages } from '../data/labelled-images.ts';
 import type { DatasetInfo } from '../schemas/datasets.ts';
 import { DIGIT_SIZE, NUM_CLASSES } from '../schemas/digit.ts';
 import { ServiceError } from '../errors.ts';
+import { formatCount } from '../format.ts';
 
 export class DatasetNotFoundError extends ServiceError {
   constructor(id: string) {
@@ -47,7 +48,6 @@ const ID = /^ds_[0-9a-f]{12}$/;
 const INFO = 'dataset.json';
 const IMAGES = 'images-idx3-ubyte';
 const LABELS = 'labels-idx1-ubyte';
-const formatBytes = (n: number) => n.toLocaleString('en-US');
 
 /**
  * Uploaded datasets, already preprocessed, as an MNIST-style IDX pair plus `dataset.json`, each in
@@ -109,13 +109,13 @@ export class DatasetStore {
     const max = this.maxBytes;
     if (max === 0) return;
     if (bytes > max) {
-      throw new ServiceError('too-large', `${what} would take ${formatBytes(bytes)} bytes stored; all datasets and corrections together may take at most ${formatBytes(max)} (DATASETS_MAX_BYTES): send fewer images`);
+      throw new ServiceError('too-large', `${what} would take ${formatCount(bytes)} bytes stored; all datasets and corrections together may take at most ${formatCount(max)} (DATASETS_MAX_BYTES): send fewer images`);
     }
     const used = (await this.usedBytes()) + (await this.otherBytes());
     if (used + bytes > max) {
       throw new DatasetQuotaError(
-        `${what} would take ${formatBytes(bytes)} bytes stored, but the datasets and corrections already use ${formatBytes(used)} of ${formatBytes(max)} bytes (DATASETS_MAX_BYTES), ` +
-          `${formatBytes(Math.max(0, max - used))} free: delete datasets (DELETE /v1/datasets/{id}) or corrections (DELETE /v1/feedback/{id}) you no longer need and send again`,
+        `${what} would take ${formatCount(bytes)} bytes stored, but the datasets and corrections already use ${formatCount(used)} of ${formatCount(max)} bytes (DATASETS_MAX_BYTES), ` +
+          `${formatCount(Math.max(0, max - used))} free: delete datasets (DELETE /v1/datasets/{id}) or corrections (DELETE /v1/feedback/{id}) you no longer need and send again`,
       );
     }
   }

@@ -9,6 +9,7 @@ import { errorResponses } from '../../schemas/common.ts';
 import { PredictJsonBody, PredictQuery, PredictResponse } from '../../schemas/predict.ts';
 import { ServiceError } from '../../errors.ts';
 import { REQUEST_ID_HEADER } from '../request-id.ts';
+import { formatCount } from '../../format.ts';
 
 const RAW_IMAGE_TYPES = ['image/png', 'application/octet-stream'];
 const PREDICT_ACCEPTS = 'the image as image/png, several as multipart/form-data, or JSON {"images": [base64 PNG…]} / {"pixels": [[784 numbers]…]}';
@@ -74,8 +75,6 @@ async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | und
     clearTimeout(timer);
   }
 }
-
-const formatCount = (n: number) => n.toLocaleString('en-US');
 
 export const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Any image type is read as bytes so that a JPEG gets a clear "only PNG" 415 rather than a generic one.
