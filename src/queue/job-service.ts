@@ -16,10 +16,10 @@ export class JobNotFoundError extends ServiceError {
   }
 }
 
-/** Too many training jobs already wait for a worker: the client should come back later. */
+/** Too many training jobs already wait for a worker: come back in about the time a short job takes (Retry-After: 30). */
 export class QueueFullError extends ServiceError {
   constructor(readonly waiting: number) {
-    super('busy', `${waiting} training jobs are already waiting for a worker (MAX_QUEUED_JOBS); try again when some have started`);
+    super('busy', `${waiting} training jobs are already waiting for a worker (MAX_QUEUED_JOBS); try again when some have started`, 30);
   }
 }
 

@@ -5,13 +5,10 @@ import { JobParams } from '../../schemas/jobs.ts';
 import { JobEventStream } from '../job-event-stream.ts';
 import { ServiceError } from '../../errors.ts';
 
-/** What a client over MAX_EVENT_STREAMS is told to wait before reconnecting (seconds). */
-const STREAMS_FULL_RETRY_AFTER_S = 10;
-
-/** Too many open streams: each holds a socket and polls Redis, so past the cap a client waits and retries. */
+/** Too many open streams: each holds a socket and polls Redis, so past the cap a client waits (Retry-After: 10) and retries. */
 export class TooManyStreamsError extends ServiceError {
   constructor(max: number) {
-    super('unavailable', `this API instance already streams ${max} job event streams (MAX_EVENT_STREAMS); retry later or poll GET /v1/jobs/{id}`);
+    super('unavailable', `this API instance already streams ${max} job event streams (MAX_EVENT_STREAMS); retry later or poll GET /v1/jobs/{id}`, 10);
   }
 }
 
@@ -42,10 +39,7 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const { jobs, config, jobEvents } = app.services;
-    if (slots >= config.MAX_EVENT_STREAMS) {
-      reply.header('retry-after', String(STREAMS_FULL_RETRY_AFTER_S));
-      throw new TooManyStreamsError(config.MAX_EVENT_STREAMS);
-    }
+    if (slots >= config.MAX_EVENT_STREAMS) throw new TooManyStreamsError(config.MAX_EVENT_STREAMS);
     slots++;
     let held = true;
     const release = () => {

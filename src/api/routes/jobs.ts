@@ -1,13 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { JobNotFoundError, QueueFullError } from '../../queue/job-service.ts';
+import { JobNotFoundError } from '../../queue/job-service.ts';
 import { resolveJobRequest } from '../../queue/resolve-job-request.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { JobRequestSchema, JobListSchema, JobParams, ListJobsQuery } from '../../schemas/jobs.ts';
 
 const Job = Type.Ref('Job');
-/** What a client refused for a full queue is told to wait: about the time a short job takes. */
-const QUEUE_FULL_RETRY_AFTER_S = 30;
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/jobs', {
@@ -24,10 +22,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => {
     const { modelStore, datasetStore, jobs, config, feedback } = app.services;
     const data = await resolveJobRequest(req.body, { modelStore, datasetStore, maxSeconds: config.JOB_MAX_SECONDS, feedback });
-    const job = await jobs.enqueue(data, { requestId: req.id }).catch((err: unknown) => {
-      if (err instanceof QueueFullError) reply.header('retry-after', String(QUEUE_FULL_RETRY_AFTER_S));
-      throw err;
-    });
+    const job = await jobs.enqueue(data, { requestId: req.id }); // a full queue: QueueFullError, 429 with Retry-After
     req.log.info({ jobId: job.id, params: job.params }, 'job queued'); // the request's child logger adds requestId
     return reply.status(202).header('location', `/v1/jobs/${job.id}`).send(job);
   });
